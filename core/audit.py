@@ -1,0 +1,49 @@
+"""The audit log: who changed what, written in the same transaction as the change."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from core.clock import utcnow
+from db.models import AuditLog
+
+
+def record(
+    session: Session,
+    *,
+    actor_id: int | None,
+    action: str,
+    entity: str = "",
+    entity_id: Any = None,
+    detail: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> AuditLog:
+    entry = AuditLog(
+        at=now or utcnow(),
+        user_id=actor_id,
+        action=action,
+        entity=entity,
+        entity_id=None if entity_id is None else str(entity_id),
+        detail=_without_secrets(detail or {}),
+    )
+    session.add(entry)
+    return entry
+
+
+_SECRET_WORDS = ("password", "secret", "token", "api_key")
+
+
+def _without_secrets(detail: dict[str, Any]) -> dict[str, Any]:
+    """Secrets never reach the audit log, even when a caller passes a whole settings dict."""
+    clean: dict[str, Any] = {}
+    for key, value in detail.items():
+        if any(word in key.lower() for word in _SECRET_WORDS):
+            clean[key] = "***"
+        elif isinstance(value, dict):
+            clean[key] = _without_secrets(value)
+        else:
+            clean[key] = value
+    return clean
