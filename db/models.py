@@ -218,9 +218,13 @@ class Account(SQLModel, table=True):
     city: str | None = Field(default=None, max_length=32)
     owner_id: int | None = Field(default=None, foreign_key="user.id", index=True)
     is_target: bool = False
+    # Named target-account lists this account belongs to (ABM), e.g. ["2027 重点客户"].
+    target_lists: list[str] = json_field(list)
     is_customer: bool = False
     fit_score: float = 0
     engagement_score: float = 0
+    # When several people of the account engaged recently (marketing-qualified account); None when not.
+    mqa_at: datetime | None = None
     created_at: datetime = Field(default_factory=lambda: _utcnow())
 
 
@@ -277,6 +281,15 @@ class Lead(LeadBase, table=True):
     invalid_reason: str | None = Field(default=None, max_length=256)
     merged_into_id: int | None = Field(default=None, foreign_key="lead.id", index=True)
     unsubscribed: bool = False
+    # Set when a new lead matches someone sales already follows (another lead with an owner, or a customer):
+    # it is flagged "already in follow-up by …" instead of being routed again.
+    followup_lead_id: int | None = Field(default=None, foreign_key="lead.id")
+    followup_owner_id: int | None = Field(default=None, foreign_key="user.id")
+    # Columns of a channel's file that map to no lead field, kept as they came (custom fields).
+    attributes: dict[str, Any] = json_field(dict)
+    # Lower-case name, pinyin, initials, phone digits, email and company in one string, maintained by
+    # core.normalize.search_text on every write, so one indexed-free LIKE finds a lead by any of them.
+    search_text: str = Field(default="", max_length=1024)
     last_activity_at: datetime | None = Field(default=None, index=True)
     created_at: datetime = Field(default_factory=lambda: _utcnow(), index=True)
     updated_at: datetime = Field(default_factory=lambda: _utcnow())
@@ -482,6 +495,21 @@ class Workflow(SQLModel, table=True):
     created_by_id: int | None = Field(default=None, foreign_key="user.id")
     created_at: datetime = Field(default_factory=lambda: _utcnow())
     updated_at: datetime = Field(default_factory=lambda: _utcnow())
+
+
+class WorkflowVersion(SQLModel, table=True):
+    """Each activated definition of a workflow, so leads enrolled under an older version finish on it."""
+
+    __table_args__ = (UniqueConstraint("workflow_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workflow_id: int = Field(foreign_key="workflow.id", index=True)
+    version: int
+    trigger: dict[str, Any] = json_field(dict)
+    definition: dict[str, Any] = json_field(dict)
+    author_id: int | None = Field(default=None, foreign_key="user.id")
+    note: str = ""
+    created_at: datetime = Field(default_factory=lambda: _utcnow())
 
 
 class Enrollment(SQLModel, table=True):
