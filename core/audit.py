@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from core.clock import utcnow
-from db.models import AuditLog
+from db.models import AuditLog, User
 
 
 def record(
@@ -47,3 +47,20 @@ def _without_secrets(detail: dict[str, Any]) -> dict[str, Any]:
         else:
             clean[key] = value
     return clean
+
+
+def list_entries(session: Session, *, limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
+    """The newest audit entries with the acting user's name (callers check the ``audit`` permission)."""
+    rows = session.exec(
+        select(AuditLog.at, User.display_name, AuditLog.action, AuditLog.entity, AuditLog.entity_id,
+               AuditLog.detail)
+        .join(User, User.id == AuditLog.user_id, isouter=True)
+        .order_by(AuditLog.at.desc(), AuditLog.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return [
+        {"at": at, "user": name or "system", "action": action, "entity": entity, "entity_id": entity_id,
+         "detail": detail}
+        for at, name, action, entity, entity_id, detail in rows
+    ]

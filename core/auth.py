@@ -12,13 +12,13 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, false, func, true
 from sqlmodel import Session, select
 
 from core import audit
 from core.clock import ensure_utc, utcnow
 from core.errors import AuthenticationFailed, NotFound, PermissionDenied, ValidationError
-from db.models import Role, User
+from db.models import Assignment, Lead, Role, User
 
 _hasher = PasswordHasher()
 
@@ -85,6 +85,26 @@ def require(actor: Actor, action: str) -> None:
         raise PermissionDenied(
             f"Your role ({actor.role}) may not do this: {action}.", role=actor.role, action=action
         )
+
+
+def lead_scope(actor: Actor) -> ColumnElement[bool]:
+    """The leads ``actor`` may see, as a WHERE clause: a sales rep sees only the leads they own."""
+    if actor.role == Role.SALES:
+        return Lead.owner_id == actor.id
+    if actor.role in (Role.ADMIN, Role.MARKETER, Role.MANAGER):
+        return true()
+    return false()
+
+
+def assignment_scope(actor: Actor) -> ColumnElement[bool]:
+    """The MQL assignments ``actor`` may see: a rep their own, a manager their team's, admin and marketing all."""
+    if actor.role == Role.SALES:
+        return Assignment.rep_id == actor.id
+    if actor.role == Role.MANAGER:
+        return Assignment.rep_id.in_((actor.id, *actor.team_ids))
+    if actor.role in (Role.ADMIN, Role.MARKETER):
+        return true()
+    return false()
 
 
 def hash_password(password: str) -> str:
@@ -256,3 +276,27 @@ def set_language(session: Session, *, actor: Actor, language: str) -> None:
     if user is not None:
         user.language = language
         session.add(user)
+
+
+USER_COLUMNS = ["id", "username", "display_name", "role", "email", "active", "manager", "territories",
+                "industries", "product_lines", "capacity", "out_of_office", "employee_code", "last_login_at",
+                "locked_until"]
+
+
+def list_users(session: Session, *, actor: Actor) -> list[dict[str, object]]:
+    """Every account with its manager's name (never the password hash)."""
+    require(actor, "manage_users")
+    users = session.exec(select(User).order_by(User.id)).all()
+    names = {u.id: u.display_name for u in users}
+    return [
+        {
+            **{name: getattr(u, name) for name in USER_COLUMNS if hasattr(u, name)},
+            "manager": names.get(u.manager_id) if u.manager_id else None,
+        }
+        for u in users
+    ]
+
+
+def actor_is_active(session: Session, user_id: int) -> bool:
+    """Whether a signed-in user may go on (the account still exists and is active)."""
+    return bool(session.scalar(select(User.active).where(User.id == user_id)))

@@ -3,12 +3,17 @@
 Every test that takes ``engine`` or ``session`` runs twice: on a fresh SQLite file and, when
 ``TEST_DATABASE_URL`` is set, on that PostgreSQL database (schema rebuilt once per run, tables truncated between
 tests). Without ``TEST_DATABASE_URL`` the PostgreSQL variants are skipped.
+
+Both schemas are built by the Alembic migrations, the way the app builds them, so every database test also
+checks the migrations. SQLite migrates once into a template file that each test copies.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -18,6 +23,7 @@ from sqlmodel import Session, SQLModel
 import db.models  # noqa: F401 - registers the tables
 from core.auth import SYSTEM, Actor, actor_for, create_user
 from db.engine import make_engine
+from db.migrate import upgrade_to_head
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"]
@@ -33,7 +39,7 @@ def _postgres_engine() -> Engine:
         with engine.begin() as connection:
             connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
             connection.execute(text("CREATE SCHEMA public"))
-        SQLModel.metadata.create_all(engine)
+        upgrade_to_head(engine)
         _pg_engine = engine
     return _pg_engine
 
@@ -44,7 +50,30 @@ def _truncate_all(engine: Engine) -> None:
         connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
-def database_engine(backend: str, tmp_path) -> Iterator[Engine]:  # noqa: ANN001 - pytest's tmp_path
+_template_path: Path | None = None
+
+
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    global _template_path
+    if _template_path is None:
+        path = tmp_path_factory.mktemp("template") / "leadloop-template.db"
+        engine = make_engine(f"sqlite:///{path}")
+        upgrade_to_head(engine)
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+        _template_path = path
+    return _template_path
+
+
+def fresh_sqlite_url(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A new SQLite database at the current schema (a copy of the migrated template)."""
+    target = tmp_path / "leadloop-test.db"
+    shutil.copyfile(_sqlite_template(tmp_path_factory), target)
+    return f"sqlite:///{target}"
+
+
+def database_engine(backend: str, tmp_path, tmp_path_factory) -> Iterator[Engine]:  # noqa: ANN001
     if backend == "postgresql":
         if not TEST_DATABASE_URL:
             pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL variant skipped")
@@ -53,21 +82,20 @@ def database_engine(backend: str, tmp_path) -> Iterator[Engine]:  # noqa: ANN001
         yield engine
         engine.dispose()  # connections opened by the test (threads, scheduler) are closed
     else:
-        engine = make_engine(f"sqlite:///{tmp_path / 'leadloop-test.db'}")
-        SQLModel.metadata.create_all(engine)
+        engine = make_engine(fresh_sqlite_url(tmp_path, tmp_path_factory))
         yield engine
         engine.dispose()
 
 
 @pytest.fixture(params=BACKENDS)
-def engine(request, tmp_path) -> Iterator[Engine]:  # noqa: ANN001
-    yield from database_engine(request.param, tmp_path)
+def engine(request, tmp_path, tmp_path_factory) -> Iterator[Engine]:  # noqa: ANN001
+    yield from database_engine(request.param, tmp_path, tmp_path_factory)
 
 
 @pytest.fixture
-def sqlite_engine(tmp_path) -> Iterator[Engine]:  # noqa: ANN001
+def sqlite_engine(tmp_path, tmp_path_factory) -> Iterator[Engine]:  # noqa: ANN001
     """For tests that are about SQLite itself (or about code that does not touch SQL)."""
-    yield from database_engine("sqlite", tmp_path)
+    yield from database_engine("sqlite", tmp_path, tmp_path_factory)
 
 
 @pytest.fixture

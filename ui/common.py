@@ -6,12 +6,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from core.auth import Actor
+from core.clock import TEAM_TIMEZONE
 from core.errors import LeadLoopError, PermissionDenied
+from core.export import to_csv_bytes, to_xlsx_bytes
 from core.i18n import fmt_date, fmt_money, fmt_number, fmt_percent, t
 from db.engine import get_engine
 
@@ -75,17 +78,21 @@ def show_error(error: Exception) -> None:
         st.error(tr("error.generic", detail=type(error).__name__))
 
 
-def require_permission(action: str) -> Actor:
-    """Stop the page with a clear message when the actor's role may not use it."""
+def require_permission(*actions: str) -> Actor:
+    """Stop the page with a clear message unless the actor's role allows one of ``actions``."""
     actor = current_actor()
-    if not actor.can(action):
-        show_error(PermissionDenied(role=actor.role, action=action))
+    if not any(actor.can(action) for action in actions):
+        show_error(PermissionDenied(role=actor.role, action=actions[0]))
         st.stop()
     return actor
 
 
-def run_action(func: Any, *args: Any, success: str | None = None, **kwargs: Any) -> Any:
-    """Call a core function in its own transaction; show its error or a success message."""
+def run_action(func: Any, *args: Any, success: str | None = None, rerun: bool = True, **kwargs: Any) -> Any:
+    """Call a core function in its own transaction and say what happened.
+
+    An error is shown in the user's language and nothing is committed. On success the message is kept for
+    the next run and the page reruns, so every table on it shows the new state.
+    """
     try:
         with db_session() as session:
             result = func(*args, session=session, **kwargs)
@@ -93,5 +100,65 @@ def run_action(func: Any, *args: Any, success: str | None = None, **kwargs: Any)
         show_error(error)
         return None
     if success:
-        st.success(success)
+        st.session_state["flash"] = success
+    if rerun:
+        st.rerun()
     return result
+
+
+def show_flash() -> None:
+    """The success message of the action that caused this run, once."""
+    message = st.session_state.pop("flash", None)
+    if message:
+        st.success(message, icon=":material/check_circle:")
+
+
+def label(prefix: str, value: Any) -> str:
+    """The translated name of an enumerated value (``label("stage", "mql")``); "—" for nothing."""
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+        return "—"
+    return tr(f"{prefix}.{value}")
+
+
+def local_time(value: Any) -> str:
+    """A stored UTC time as the team's local time, short."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "—"
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return stamp.tz_convert(TEAM_TIMEZONE).strftime("%Y-%m-%d %H:%M")
+
+
+def for_display(
+    frame: pd.DataFrame,
+    *,
+    values: dict[str, str] | None = None,
+    times: tuple[str, ...] = (),
+    columns: list[str] | None = None,
+) -> pd.DataFrame:
+    """A copy of ``frame`` for people: enumerations translated, times local, headers in the user's language.
+
+    ``values`` maps a column to the catalog prefix of its values (``{"stage": "stage"}``); headers come from
+    ``col.<name>`` keys.
+    """
+    shown = frame[columns].copy() if columns else frame.copy()
+    for column, prefix in (values or {}).items():
+        if column in shown:
+            shown[column] = shown[column].map(lambda v, p=prefix: label(p, v))
+    for column in times:
+        if column in shown:
+            shown[column] = shown[column].map(local_time)
+    return shown.rename(columns={c: tr(f"col.{c}") for c in shown.columns})
+
+
+def export_buttons(frame: pd.DataFrame, *, filename: str, key: str) -> None:
+    """CSV and Excel downloads of a table; cells cannot run as formulas (core.export)."""
+    left, right = st.columns(2)
+    left.download_button(tr("common.export_csv"), to_csv_bytes(frame), file_name=f"{filename}.csv",
+                         mime="text/csv", key=f"{key}_csv", icon=":material/download:")
+    right.download_button(
+        tr("common.export_xlsx"), to_xlsx_bytes(frame), file_name=f"{filename}.xlsx",
+        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key=f"{key}_xlsx",
+        icon=":material/table_view:",
+    )

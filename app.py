@@ -1,0 +1,172 @@
+"""LeadLoop console: page config, database check, login gate and the role-based page map.
+
+Run with ``streamlit run app.py``. The database comes from ``DATABASE_URL`` (default: embedded SQLite in
+``data/leadloop.db``); on first start the default database is migrated and filled with demo data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from core.auth import Actor, actor_is_active, authenticate, set_language
+from core.clock import utcnow
+from core.errors import AuthenticationFailed, LeadLoopError
+from core.i18n import LANGUAGES, normalize_language, t
+from core.settings import get_setting
+from db.engine import (
+    DatabaseUnavailableError,
+    check_connection,
+    database_url,
+    get_engine,
+    is_default_database,
+)
+from db.migrate import upgrade_to_head
+from seed.demo import database_is_empty, seed_demo
+from ui.common import db_session, lang, show_flash, tr
+from ui.navigation import SECTIONS, pages_for
+
+
+@dataclass(frozen=True)
+class Boot:
+    url: str
+    demo_seeded: bool
+
+
+@st.cache_resource(show_spinner=False)
+def boot(url: str) -> Boot:
+    """Once per process and database: reach it, migrate it, and seed the embedded demo database when empty.
+
+    A database configured through DATABASE_URL is never seeded here: demo rows only go where nobody
+    configured anything, or where someone runs ``python -m seed`` on purpose.
+    """
+    engine = get_engine(url)
+    check_connection(engine)
+    upgrade_to_head(engine)
+    seeded = False
+    if is_default_database(url) and database_is_empty(engine):
+        seed_demo(engine)
+        seeded = True
+    return Boot(url=url, demo_seeded=seeded)
+
+
+def _browser_language() -> str:
+    try:
+        return normalize_language(st.context.locale)
+    except Exception:  # noqa: BLE001 - not every front end reports a locale
+        return normalize_language(None)
+
+
+def _logout(message_key: str | None = None) -> None:
+    keep_lang = st.session_state.get("lang")
+    st.session_state.clear()
+    if keep_lang:
+        st.session_state["lang"] = keep_lang
+    if message_key:
+        st.session_state["login_notice"] = message_key
+
+
+def login_page() -> None:
+    st.title(tr("login.title"))
+    st.caption(tr("login.subtitle"))
+    notice = st.session_state.pop("login_notice", None)
+    if notice:
+        st.info(tr(notice))
+    with st.form("login", clear_on_submit=False):
+        username = st.text_input(tr("login.username"), key="login_username")
+        password = st.text_input(tr("login.password"), type="password", key="login_password")
+        submitted = st.form_submit_button(tr("login.submit"), type="primary")
+    if submitted:
+        if not username or not password:
+            st.error(tr("login.missing"))
+            return
+        try:
+            with db_session() as session:
+                actor = authenticate(session, username=username, password=password)
+        except AuthenticationFailed as error:
+            st.error(error.localized(lang()))
+            return
+        st.session_state["actor"] = actor
+        st.session_state["login_at"] = utcnow()
+        st.session_state["lang"] = actor.language
+        st.rerun()
+    if st.session_state.get("demo_database"):
+        st.caption(tr("login.demo_hint"))
+
+
+def _session_still_valid() -> bool:
+    """Logins expire after the configured hours; a deactivated account is signed out on its next click."""
+    actor = st.session_state["actor"]
+    with db_session() as session:
+        hours = get_setting(session, "security")["session_hours"]
+        active = actor_is_active(session, actor.id)
+    if (utcnow() - st.session_state["login_at"]).total_seconds() > hours * 3600:
+        _logout("login.expired")
+        return False
+    if not active:
+        _logout("login.deactivated")
+        return False
+    return True
+
+
+def sidebar(actor: Actor) -> None:
+    with st.sidebar:
+        st.markdown(f"**{actor.display_name}** · {tr('role.' + actor.role)}")
+        if st.session_state.get("demo_database"):
+            st.caption(tr("shell.demo_badge"))
+        choices = list(LANGUAGES)
+        chosen = st.selectbox(
+            tr("shell.language"), choices, index=choices.index(lang()), format_func=LANGUAGES.get,
+            key="language_switch",
+        )
+        if chosen != lang():
+            st.session_state["lang"] = chosen
+            try:
+                with db_session() as session:
+                    set_language(session, actor=actor, language=chosen)
+            except LeadLoopError:
+                pass  # the choice still applies to this browser session
+            st.rerun()
+        if st.button(tr("shell.logout"), key="logout", icon=":material/logout:"):
+            _logout("login.logged_out")
+            st.rerun()
+
+
+def main() -> None:
+    st.set_page_config(page_title="LeadLoop", page_icon=":material/all_inclusive:", layout="wide")
+    if "lang" not in st.session_state:
+        st.session_state["lang"] = _browser_language()
+    url = database_url()
+    try:
+        booted = boot(url)
+    except DatabaseUnavailableError as error:
+        st.error(str(error))
+        st.stop()
+    st.session_state["demo_database"] = is_default_database(url)
+    if booted.demo_seeded and not st.session_state.get("demo_notice_shown"):
+        st.session_state["demo_notice_shown"] = True
+        st.toast(t("shell.demo_seeded", lang()))
+
+    if "actor" in st.session_state and not _session_still_valid():
+        st.rerun()
+    actor = st.session_state.get("actor")
+    if actor is None:
+        st.navigation([st.Page(login_page, title=tr("login.title"), icon=":material/login:")],
+                      position="hidden").run()
+        return
+
+    sections: dict[str, list] = {}
+    for spec in pages_for(actor):
+        page = st.Page(spec.path, title=tr(f"nav.{spec.key}"), icon=spec.icon, default=spec.default,
+                       url_path=spec.key)
+        sections.setdefault(tr(f"nav.section.{spec.section}"), []).append(page)
+    ordered = {tr(f"nav.section.{s}"): sections[tr(f"nav.section.{s}")]
+               for s in SECTIONS if tr(f"nav.section.{s}") in sections}
+    navigation = st.navigation(ordered)
+    sidebar(actor)
+    show_flash()
+    navigation.run()
+
+
+main()
