@@ -1,0 +1,122 @@
+"""The login gate, the role-based page map and every page rendering on the seeded database."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.i18n import t
+from tests.app.conftest import logged_in, new_app
+from ui.navigation import PAGES
+
+EXPECTED_PAGES = {
+    "admin": {"home", "inbox", "import", "dedup", "rules", "workflows", "journeys", "reports", "admin"},
+    "marketer": {"home", "import", "dedup", "rules", "workflows", "journeys", "reports", "admin"},
+    "manager": {"home", "inbox", "dedup", "journeys", "reports", "admin"},
+    "sales1": {"home", "inbox", "journeys"},
+}
+
+
+def test_login_page_is_all_a_stranger_sees(app_database):
+    at = new_app()
+    at.run()
+    assert not at.exception
+    assert at.text_input(key="login_username")
+    for page in PAGES:
+        with pytest.raises(ValueError):
+            at.switch_page(page.path)
+
+
+@pytest.mark.parametrize("password", ["wrong-pass1", ""])
+def test_wrong_password_is_refused_without_hint(app_database, password):
+    at = new_app()
+    at.run()
+    at.text_input(key="login_username").input("marketer")
+    at.text_input(key="login_password").input(password)
+    at.button[0].click()
+    at.run()
+    assert "actor" not in at.session_state
+    assert at.error, "the user is told the sign-in failed"
+
+
+def test_unknown_user_gets_the_same_message_as_a_wrong_password(app_database):
+    messages = []
+    for username in ("marketer", "nobody-here"):
+        at = new_app()
+        at.run()
+        at.text_input(key="login_username").input(username)
+        at.text_input(key="login_password").input("wrong-pass1")
+        at.button[0].click()
+        at.run()
+        messages.append(at.error[0].value)
+    assert messages[0] == messages[1]
+
+
+@pytest.mark.parametrize("username", sorted(EXPECTED_PAGES))
+def test_each_role_sees_exactly_its_pages(app_database, username):
+    at = logged_in(username)
+    reachable = set()
+    for page in PAGES:
+        try:
+            at.switch_page(page.path)
+        except ValueError:
+            continue
+        reachable.add(page.key)
+    assert reachable == EXPECTED_PAGES[username]
+
+
+@pytest.mark.parametrize("username", sorted(EXPECTED_PAGES))
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_every_page_renders_for_every_role(app_database, username, lang):
+    at = logged_in(username, lang=lang)
+    for page in PAGES:
+        if page.key not in EXPECTED_PAGES[username]:
+            continue
+        at.switch_page(page.path)
+        at.run()
+        assert not at.exception, (page.key, at.exception)
+        assert not at.error, (page.key, [e.value for e in at.error])
+        assert at.title[0].value, page.key
+        shown = " ".join(str(m.value) for m in at.markdown) + " ".join(str(t.value) for t in at.title)
+        assert "nav." not in shown and "col." not in shown, f"untranslated key on {page.key}"
+
+
+def test_home_shows_live_figures(app_database):
+    at = logged_in("marketer")
+    labels = {m.label: m.value for m in at.metric}
+    assert int(labels[t("home.leads_total", "zh")].replace(",", "")) > 0
+    assert at.dataframe, "recent imports are listed"
+
+
+def test_logout_returns_to_the_login_page(app_database):
+    at = logged_in("sales1")
+    at.button(key="logout").click()
+    at.run()
+    assert "actor" not in at.session_state
+    assert at.text_input(key="login_username")
+
+
+def test_journeys_search_finds_a_lead_in_chinese(app_database):
+    at = logged_in("marketer")
+    at.switch_page("pages/journeys.py")
+    at.run()
+    at.text_input(key="journeys_query").input("张")
+    at.run()
+    assert not at.exception
+    assert at.dataframe, "search results are shown"
+
+
+def test_admin_creates_a_sales_rep_who_can_log_in(app_database):
+    at = logged_in("admin")
+    at.switch_page("pages/admin.py")
+    at.run()
+    form_inputs = [w for w in at.text_input if w.label == t("col.username", "zh")]
+    form_inputs[0].input("rep_new")
+    [w for w in at.text_input if w.label == t("admin.users.password", "zh")][0].input("Passw0rd99")
+    [w for w in at.selectbox if w.label == t("col.role", "zh")][0].select("sales")
+    [b for b in at.button if b.label == t("admin.users.create", "zh")][0].click()
+    at.run()
+    assert not at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.success, "the admin is told the user was added"
+    rep = logged_in("rep_new", "Passw0rd99")
+    assert rep.session_state["actor"].role == "sales"

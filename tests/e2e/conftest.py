@@ -1,0 +1,143 @@
+"""Browser tests: ``streamlit run app.py`` on a seeded database, driven by Playwright in Debian's Chromium.
+
+The server and the browser start once per test session. After every action the tests wait for Streamlit's
+own "script finished" marker, as Streamlit's e2e suite does, never for a fixed time. Screenshots go to
+``tests/e2e/artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from db.engine import make_engine
+from seed.demo import seed_demo
+from tests.conftest import fresh_sqlite_url
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "e2e" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def e2e_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = tmp_path_factory.mktemp("e2e")
+    url = fresh_sqlite_url(folder, tmp_path_factory)
+    engine = make_engine(url)
+    seed_demo(engine, leads=600, seed=11)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def app_server(e2e_database_url: str) -> Iterator[str]:
+    """The console served on a free local port; its output is kept for the failure report."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (apt-get install chromium fonts-noto-cjk)")
+    port = _free_port()
+    log = open(ARTIFACTS.parent / "server.log", "w") if ARTIFACTS.parent.exists() else subprocess.DEVNULL
+    env = {**os.environ, "DATABASE_URL": e2e_database_url, "LEADLOOP_SCHEDULER": "off"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{base}/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        process.kill()
+        pytest.fail("the Streamlit server did not answer /_stcore/health within 60 s")
+    yield base
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, app_server):  # noqa: ANN001, ANN201
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    context.close()
+
+
+def wait_idle(page) -> None:  # noqa: ANN001
+    """Wait until the app is connected and no script run is in progress."""
+    page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", state="attached")
+    page.wait_for_selector(IDLE, state="attached")
+
+
+_COUNT_RUNS = """() => {
+  const app = document.querySelector("[data-testid='stApp']");
+  window.__leadloopRuns = 0;
+  if (window.__leadloopObserver) window.__leadloopObserver.disconnect();
+  window.__leadloopObserver = new MutationObserver((records) => {
+    for (const r of records) if (r.oldValue === 'running') window.__leadloopRuns++;
+  });
+  window.__leadloopObserver.observe(app, {attributes: true, attributeOldValue: true,
+                                          attributeFilter: ['data-test-script-state']});
+}"""
+
+
+def act(page, action) -> None:  # noqa: ANN001
+    """Do ``action`` (a click, a fill …) and wait until the script run it caused has finished.
+
+    A MutationObserver counts runs that finish after the action, so a fast rerun is never missed and a
+    slow one is never taken for done.
+    """
+    wait_idle(page)
+    page.evaluate(_COUNT_RUNS)
+    action()
+    page.wait_for_function("() => window.__leadloopRuns > 0")
+    wait_idle(page)
+
+
+def login(page, base: str, username: str, password: str = "demo1234") -> None:  # noqa: ANN001
+    page.goto(base)
+    wait_idle(page)
+    page.get_by_label("用户名").fill(username)
+    page.get_by_label("密码").fill(password)
+    act(page, lambda: page.get_by_role("button", name="登录").click())
+    page.wait_for_selector("[data-testid='stSidebar']")
+    wait_idle(page)
+
+
+def screenshot(page, name: str) -> Path:  # noqa: ANN001
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
