@@ -64,7 +64,13 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise DatabaseUnavailableError(
+                    f"Cannot reach the database at {redacted(url)}: its folder cannot be created ({error.strerror}). "
+                    "Check DATABASE_URL."
+                ) from error
         engine = create_engine(
             url,
             echo=echo,
