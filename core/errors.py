@@ -6,7 +6,19 @@ keeps an i18n key and its parameters so a page can render it in the user's langu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Term:
+    """A parameter that is itself translated, e.g. ``Term("stage", "mql")`` → "MQL（市场认可）" in Chinese."""
+
+    prefix: str
+    value: str
+
+    def __str__(self) -> str:
+        return str(self.value)
 
 
 class LeadLoopError(Exception):
@@ -25,7 +37,11 @@ class LeadLoopError(Exception):
         from core.i18n import has_key, t
 
         if has_key(self.key):
-            return t(self.key, lang, **self.params)
+            params = {
+                name: t(f"{value.prefix}.{value.value}", lang) if isinstance(value, Term) else value
+                for name, value in self.params.items()
+            }
+            return t(self.key, lang, **params)
         return self._message or self.key
 
     def __str__(self) -> str:
