@@ -20,6 +20,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "sender": "",
         "timeout": 10,
     },
+    # Adapters for messages that leave through HTTP: group robots (WeCom, DingTalk, Feishu) and the SMS /
+    # WeChat gateways a team uses, each a URL (and optional bearer token) that receives JSON.
+    "webhooks": {
+        "sms": {"url": "", "token": ""},
+        "wechat": {"url": "", "token": ""},
+        "wecom": {"url": ""},
+        "dingtalk": {"url": ""},
+        "feishu": {"url": ""},
+    },
     "import": {"max_upload_mb": 50, "blocklist": []},
     "dedup": {"auto_merge": 0.95, "review": 0.6},
     "mql": {"threshold_rule": 'grade in ("A", "B") and engagement >= 60'},

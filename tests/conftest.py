@@ -123,3 +123,100 @@ def make_actor(session: Session):  # noqa: ANN201
         return actor_for(session, user)
 
     return _make
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Real local receivers: an SMTP server (aiosmtpd) and an HTTP server that records what it is sent.
+# ---------------------------------------------------------------------------------------------------------------
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RecordingSmtp:
+    """What a real SMTP server on 127.0.0.1 received: one entry per accepted message."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.messages: list[dict[str, object]] = []
+        self.lock = threading.Lock()
+        self.refuse: set[str] = set()  # recipients answered with 550
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001, N802, ANN201
+        if address in self.refuse:
+            return "550 no such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, N802, ANN201
+        from email import message_from_bytes, policy
+
+        parsed = message_from_bytes(envelope.content, policy=policy.default)
+        with self.lock:
+            self.messages.append({
+                "from": envelope.mail_from, "to": list(envelope.rcpt_tos), "subject": str(parsed["Subject"]),
+                "message_id": str(parsed["Message-ID"]), "body": parsed.get_body(("plain",)).get_content(),
+                "headers": dict(parsed.items()),
+            })
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[str, int, RecordingSmtp]]:
+    """A real SMTP server on 127.0.0.1: ``host, port, recorder``."""
+    from aiosmtpd.controller import Controller
+
+    recorder = RecordingSmtp()
+    port = free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield "127.0.0.1", port, recorder
+    finally:
+        controller.stop()
+
+
+class RecordingHttp:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, object]] = []
+        self.status = 200  # what the server answers; a test may change it
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[tuple[str, RecordingHttp]]:
+    """A real HTTP server on 127.0.0.1 recording every POST: ``base_url, recorder``."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    recorder = RecordingHttp()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            try:
+                body = json.loads(raw.decode("utf-8"))
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+            recorder.requests.append({"path": self.path, "headers": dict(self.headers.items()), "json": body})
+            self.send_response(recorder.status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"ok": true}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", recorder
+    finally:
+        server.shutdown()
+        server.server_close()
