@@ -260,3 +260,19 @@ def save_handoff_settings(
     set_setting(session, "handoff", handoff, actor_id=actor.id or None)
     audit.record(session, actor_id=actor.id or None, action="settings.handoff", entity="setting",
                  entity_id="handoff", detail={**handoff, "crm_webhook_url": masked(url)}, now=now)
+
+
+def update_reps(*, session: Session, actor: Actor, now: datetime, changes: list[dict[str, Any]]) -> int:
+    """Several reps' routing attributes at once (one edit of the table = one transaction). Returns reps changed."""
+    require(actor, "manage_routing")
+    changed = 0
+    for change in changes:
+        values = {k: v for k, v in change.items() if k in ("capacity", "out_of_office", "territories", "industries",
+                                                              "product_lines")}
+        before = session.execute(select(User.capacity, User.out_of_office, User.territories, User.industries,
+                                        User.product_lines).where(User.id == int(change["id"]))).first()
+        update_rep(session=session, actor=actor, rep_id=int(change["id"]), now=now, **values)
+        after = session.execute(select(User.capacity, User.out_of_office, User.territories, User.industries,
+                                       User.product_lines).where(User.id == int(change["id"]))).first()
+        changed += int(tuple(before or ()) != tuple(after or ()))
+    return changed
