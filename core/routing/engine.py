@@ -30,6 +30,7 @@ import pandas as pd
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlmodel import Session
 
+from core.clock import ensure_utc
 from core.routing import notify
 from core.routing.workhours import WorkCalendar
 from core.settings import get_setting
@@ -298,11 +299,18 @@ def create_assignments(
     rows = [{"lead_id": c["lead_id"], "rep_id": c["rep_id"], "routed_by": c["routed_by"],
              "status": AssignmentStatus.PENDING, "note": "", "assigned_at": now, "sla_due_at": due,
              "breached": False} for c in choices]
-    ids: list[int] = []
-    for start in range(0, len(rows), _CHUNK):
-        chunk = rows[start : start + _CHUNK]
-        ids += list(session.scalars(insert(Assignment).returning(Assignment.id, sort_by_parameter_order=True),
-                                    chunk))
+    # A plain executemany (RETURNING would make SQLite insert row by row); the new ids are read back after,
+    # each lead having at most one pending assignment.
+    session.connection().execute(insert(Assignment.__table__), rows)
+    new_ids: dict[int, int] = {}
+    lead_ids = [c["lead_id"] for c in choices]
+    for start in range(0, len(lead_ids), _CHUNK):
+        chunk = lead_ids[start : start + _CHUNK]
+        new_ids.update({lead: aid for aid, lead in session.execute(
+            select(Assignment.id, Assignment.lead_id)
+            .where(Assignment.lead_id.in_(chunk), Assignment.status == AssignmentStatus.PENDING)
+        ).all()})
+    ids = [new_ids[lead] for lead in lead_ids]
     lead_table = Lead.__table__
     session.connection().execute(
         update(lead_table)
@@ -357,7 +365,8 @@ def _tell_reps(session: Session, frame: pd.DataFrame, *, now: datetime,
 
 def calendar_text(value: datetime, calendar: WorkCalendar) -> str:
     """A due time as the team reads it: local date and time."""
-    return pd.Timestamp(value).tz_convert(calendar.tz).strftime("%Y-%m-%d %H:%M")
+    moment = value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
+    return ensure_utc(moment).astimezone(calendar.tz).strftime("%Y-%m-%d %H:%M")
 
 
 def route_leads(

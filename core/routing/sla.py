@@ -93,10 +93,10 @@ def _robots(session: Session, *, kind: str, rows: pd.DataFrame, now: datetime, c
     lines = [
         t(f"routing.msg.robot_line_{kind}", DEFAULT_LANGUAGE, lead=notify.lead_label(r.name, r.company), rep=r.rep,
           due=calendar_text(r.sla_due_at, calendar))
-        for r in rows.itertuples(index=False)
+        for r in rows.head(30).itertuples(index=False)
     ]
     subject = t(f"routing.msg.robot_{kind}", DEFAULT_LANGUAGE, n=len(rows))
-    body = "\n".join(lines[:30]) + ("\n…" if len(lines) > 30 else "")
+    body = "\n".join(lines) + ("\n…" if len(rows) > 30 else "")
     ids = ",".join(str(i) for i in sorted(rows["id"].astype(int)))
     return [
         notify.message(channel=channel, key=f"sla-{kind}-{channel}:{_digest(ids)}", now=now, subject=subject,
@@ -115,10 +115,13 @@ def _reminders(session: Session, rows: pd.DataFrame, *, now: datetime, calendar:
     people = notify.people(session, rows["rep_id"].astype(int).tolist())
     email = notify.email_enabled(session)
     messages: list[dict[str, Any]] = []
+    hours_left: dict[Any, float] = {}
     for r in rows.itertuples(index=False):
         person = people.get(int(r.rep_id))
         who = notify.lead_label(r.name, r.company)
-        left = round(calendar.between(now, r.sla_due_at), 1)
+        if r.sla_due_at not in hours_left:
+            hours_left[r.sla_due_at] = round(calendar.between(now, r.sla_due_at), 1)
+        left = hours_left[r.sla_due_at]
         subject = notify.tr(person, "routing.msg.remind_subject", lead=who)
         body = notify.tr(person, "routing.msg.remind_body", lead=who, hours=left,
                          due=calendar_text(r.sla_due_at, calendar))
@@ -198,9 +201,12 @@ def check_sla(*, session: Session, now: datetime) -> SlaReport:
             messages += _escalations(session, won, now=now, calendar=calendar)
         if remind_before > 0:
             upcoming = frame[~overdue & frame["reminded_at"].isna()]
-            left = pd.Series([calendar.between(now, d) for d in upcoming["sla_due_at"]], index=upcoming.index,
-                             dtype="float64")
-            remind = upcoming[left <= remind_before]
+            # When to remind: ``remind_before`` working hours before the due time. Assignments routed together
+            # share a due time, so each distinct one is computed once.
+            remind_at = {due: calendar.subtract(due, remind_before) for due in set(upcoming["sla_due_at"])}
+            due_soon = pd.Series([remind_at[due] <= now for due in upcoming["sla_due_at"]], index=upcoming.index,
+                                 dtype=bool)
+            remind = upcoming[due_soon]
             report.reminded = _claim(session, remind["id"].astype(int).tolist(), "reminded_at", now)
             won = frame[frame["id"].isin(report.reminded)]
             if not won.empty:

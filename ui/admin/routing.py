@@ -59,7 +59,8 @@ def rules_section(actor: Actor, rules: pd.DataFrame, reps: pd.DataFrame) -> None
     shown = rules.assign(
         kind=rules["kind"].map(lambda k: label("routing.kind", k)),
         params=[_params_text(k, p or {}) for k, p in zip(rules["kind"], rules["params"], strict=True)],
-        reps=rules["reps"].map(lambda names: "、".join(names) or tr("routing.admin.all_reps")),
+        reps=[tr("routing.admin.account_owner") if kind == "account" else "、".join(names) or tr("routing.admin.all_reps")
+              for kind, names in zip(rules["kind"], rules["reps"], strict=True)],
         active=rules["active"].map(lambda v: tr(f"common.{str(bool(v)).lower()}")),
     )
     st.dataframe(for_display(shown, columns=["position", "name", "kind", "params", "reps", "active"]),
@@ -96,7 +97,7 @@ def rules_section(actor: Actor, rules: pd.DataFrame, reps: pd.DataFrame) -> None
         chosen_reps = st.multiselect(
             tr("routing.admin.rule_reps"), list(rep_names), format_func=lambda i: rep_names.get(i, f"#{i}"),
             default=[int(i) for i in (current["rep_ids"] if current is not None else []) if int(i) in rep_names],
-            help=tr("routing.admin.rule_reps_help"))
+            help=tr("routing.admin.rule_reps_help"), placeholder=tr("routing.admin.choose"))
         active = st.checkbox(tr("col.active"), value=bool(current["active"]) if current is not None else True)
         left, right = st.columns(2)
         if left.form_submit_button(tr("routing.admin.save_rule"), type="primary", width="stretch"):
@@ -158,7 +159,7 @@ def sla_section(actor: Actor, sla: dict) -> None:
         remind = c4.number_input(tr("routing.admin.remind_before"), min_value=0.0, max_value=720.0, step=0.5,
                                  value=float(sla.get("remind_before_hours", 2)))
         workdays = st.multiselect(tr("routing.admin.workdays"), WEEKDAYS, default=sla.get("workdays", [0, 1, 2, 3, 4]),
-                                  format_func=lambda d: tr(f"routing.weekday.{d}"))
+                                  format_func=lambda d: tr(f"routing.weekday.{d}"), placeholder=tr("routing.admin.choose"))
         c5, c6 = st.columns(2)
         holidays = c5.text_area(tr("routing.admin.holidays"), value=", ".join(sla.get("holidays") or []),
                                 help=tr("routing.admin.dates_help"))
@@ -186,7 +187,7 @@ def handoff_section(actor: Actor, handoff: dict, crm: dict) -> None:
         disqualify = st.multiselect(tr("routing.admin.disqualify_reasons"), REJECT_REASONS,
                                     default=[r for r in handoff.get("disqualify_reasons") or [] if r in REJECT_REASONS],
                                     format_func=lambda r: label("reject_reason", r),
-                                    help=tr("routing.admin.disqualify_help"))
+                                    help=tr("routing.admin.disqualify_help"), placeholder=tr("routing.admin.choose"))
         st.markdown(tr("routing.admin.recycle_days"))
         days = handoff.get("recycle_days") or {}
         recyclable = [r for r in REJECT_REASONS if r not in ("competitor", "duplicate")]
@@ -199,7 +200,7 @@ def handoff_section(actor: Actor, handoff: dict, crm: dict) -> None:
         kinds = [k.value for k in TouchpointKind]
         alert_kinds = st.multiselect(tr("routing.admin.alert_kinds"), kinds,
                                      default=[k for k in handoff.get("alert_kinds") or [] if k in kinds],
-                                     format_func=lambda k: label("touchpoint", k))
+                                     format_func=lambda k: label("touchpoint", k), placeholder=tr("routing.admin.choose"))
         jump = st.number_input(tr("routing.admin.score_jump"), min_value=0.0, max_value=1000.0, step=1.0,
                                value=float(handoff.get("score_jump", 15)), help=tr("routing.admin.score_jump_help"))
         if st.form_submit_button(tr("routing.admin.save_handoff"), type="primary"):
