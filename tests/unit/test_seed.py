@@ -316,3 +316,60 @@ def test_cli_refuses_then_resets(tmp_path, capsys):
     assert main(["--leads", "40", "--database-url", url]) == 1
     assert "--reset" in capsys.readouterr().err
     assert main(["--leads", "40", "--reset", "--database-url", url]) == 0
+
+
+def test_bulk_rows_read_back_like_orm_rows(engine):
+    """seed.bulk writes values the way SQLAlchemy would: same stored datetime text on SQLite, comparable in
+    queries, JSON, dates and booleans read back through the ORM unchanged."""
+    from datetime import date
+
+    from sqlalchemy import insert
+
+    from db.models import Campaign, ChannelCost
+    from seed import bulk
+
+    at = datetime(2026, 5, 4, 3, 2, 1, tzinfo=UTC)
+    precise = datetime(2026, 5, 4, 3, 2, 1, 250_000, tzinfo=UTC)
+    with engine.begin() as connection:
+        bulk.insert(connection, Channel.__table__, {"id": [1], "name": ["官网表单"], "kind": ["website"],
+                                                    "description": [""], "import_mapping": [{"姓名": "name"}],
+                                                    "created_at": [at.timestamp()]})
+        bulk.insert(connection, Campaign.__table__, {"id": [1], "name": ["c"], "channel_id": [1],
+                                                     "start_date": [date(2026, 1, 1)], "created_at": [at]})
+        bulk.insert(connection, ChannelCost.__table__, {"id": [1], "channel_id": [1], "campaign_id": [1],
+                                                        "month": [date(2026, 5, 1)], "amount": [1200.0]})
+        bulk.insert(connection, Lead.__table__, {"id": [1, 2], "created_at": [at.timestamp(), precise],
+                                                 "updated_at": [at.timestamp(), precise.timestamp()],
+                                                 "last_activity_at": [None, float("nan")], "attributes": [{}, {"a": 1}],
+                                                 "unsubscribed": [True, False], "is_demo": True})
+        bulk.insert(connection, Touchpoint.__table__, {
+            "id": [1], "lead_id": [1], "kind": ["page_view"], "occurred_at": [at.timestamp()],
+            "properties": [{"url": "/价格"}], "natural_key": ["bulk"], "created_at": [at.timestamp()]})
+        connection.execute(insert(Touchpoint.__table__).values(
+            id=2, lead_id=1, kind="page_view", occurred_at=at, properties={"url": "/价格"}, natural_key="orm",
+            created_at=at))
+        if connection.dialect.name == "sqlite":
+            stored = connection.exec_driver_sql("SELECT occurred_at FROM touchpoint ORDER BY id").scalars().all()
+            assert stored[0] == stored[1]
+    with Session(engine) as session:
+        bulk_row, orm_row = session.exec(select(Touchpoint).order_by(Touchpoint.id)).all()
+        assert bulk_row.occurred_at == orm_row.occurred_at == at
+        assert bulk_row.properties == orm_row.properties == {"url": "/价格"}
+        found = session.exec(select(Touchpoint.natural_key).where(Touchpoint.occurred_at >= at)
+                             .order_by(Touchpoint.id)).all()
+        assert found == ["bulk", "orm"]
+        first, second = session.exec(select(Lead).order_by(Lead.id)).all()
+        assert first.created_at == at and second.created_at == precise and second.updated_at == precise
+        assert first.last_activity_at is None and second.last_activity_at is None
+        assert first.attributes == {} and second.attributes == {"a": 1}
+        assert first.unsubscribed is True and second.unsubscribed is False and first.stage == "new"
+        assert session.get(Campaign, 1).start_date == date(2026, 1, 1)
+        assert session.get(ChannelCost, 1).month == date(2026, 5, 1)
+        assert session.get(Channel, 1).import_mapping == {"姓名": "name"}
+
+
+def test_bulk_insert_demands_computed_defaults(sqlite_engine):
+    from seed import bulk
+
+    with sqlite_engine.begin() as connection, pytest.raises(ValueError, match="created_at"):
+        bulk.insert(connection, Channel.__table__, {"id": [1], "name": ["x"], "import_mapping": [{}]})
