@@ -553,14 +553,15 @@ def rejections_by_channel(*, session: Session, actor: Actor, since: datetime | N
     require(actor, "team_inbox")
     decided_since = [] if since is None else [Assignment.decided_at >= since]
     rows = session.execute(
-        select(func.coalesce(Channel.name, "—").label("channel"), Assignment.reason, func.count().label("n"))
+        select(Channel.name.label("channel"), Assignment.reason, func.count().label("n"))
         .join(Lead, Lead.id == Assignment.lead_id)
         .join(Channel, Channel.id == Lead.source_channel_id, isouter=True)
         .where(and_(Assignment.status == AssignmentStatus.REJECTED, assignment_scope(actor), *decided_since))
-        .group_by(func.coalesce(Channel.name, "—"), Assignment.reason)
-        .order_by(func.count().desc())
+        .group_by(Channel.name, Assignment.reason)
     ).all()
-    return pd.DataFrame([r._asdict() for r in rows], columns=["channel", "reason", "n"])
+    frame = pd.DataFrame([r._asdict() for r in rows], columns=["channel", "reason", "n"])
+    frame["channel"] = frame["channel"].fillna("—")
+    return frame.sort_values(["n", "channel", "reason"], ascending=[False, True, True], ignore_index=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------

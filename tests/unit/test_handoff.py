@@ -387,3 +387,31 @@ def test_on_postgresql_the_loser_waits_for_the_winner_then_is_told(engine, sessi
     assert isinstance(outcome["result"], AlreadyDecided)
     assert "张伟" in outcome["result"].localized("zh")
     assert _assignment(session, lead_id).status == "accepted"
+
+
+def test_the_managers_figures_sla_breaches_and_rejections_by_channel(session, team):
+    from core.routing import rejections_by_channel, sla_summary
+    from db.models import Channel
+
+    session.add(Channel(name="直播"))
+    session.add(Channel(name="展会"))
+    session.commit()
+    late, late_assignment = _mql(session, source_channel_id=1)
+    _, second = _mql(session, source_channel_id=1)
+    _, third = _mql(session, source_channel_id=2, province="北京")
+    _, fourth = _mql(session, province="北京")  # no channel
+    reject(session=session, actor=team.rep1, assignment_id=late_assignment.id, reason="no_budget",
+           now=NOW + timedelta(days=2))  # after the SLA: a breach
+    reject(session=session, actor=team.rep1, assignment_id=second.id, reason="no_budget", now=NOW)
+    reject(session=session, actor=team.rep2, assignment_id=third.id, reason="wrong_person", now=NOW)
+    reject(session=session, actor=team.rep2, assignment_id=fourth.id, reason="cannot_reach", now=NOW)
+    session.commit()
+    by_channel = rejections_by_channel(session=session, actor=team.manager)
+    assert by_channel.values.tolist() == [["直播", "no_budget", 2], ["—", "cannot_reach", 1],
+                                          ["展会", "wrong_person", 1]]
+    assert rejections_by_channel(session=session, actor=team.other_manager).empty
+    summary = sla_summary(session=session, actor=team.manager, now=NOW + timedelta(days=3)).set_index("rep")
+    assert summary.loc["张伟", "rejected"] == 2 and summary.loc["张伟", "breached"] == 1
+    assert summary.loc["刘洋", "breached"] == 0 and summary.loc["张伟", "breach_rate"] == 0.5
+    with pytest.raises(PermissionDenied):
+        sla_summary(session=session, actor=team.rep1, now=NOW)

@@ -1,0 +1,153 @@
+"""The MQL inbox page with AppTest on the seeded demo: a rep accepts and rejects from the cards, two tabs race,
+a stale card cannot act on another rep's MQL, and the manager reassigns and sees SLA breaches and rejection
+reasons by channel."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import Session, select
+
+from core.auth import actor_by_username
+from core.clock import utcnow
+from core.i18n import t
+from core.routing import reassign
+from db.engine import make_engine
+from db.models import Assignment, AssignmentStatus, Lead, Stage, User
+from tests.app.conftest import logged_in
+
+PAGE = "pages/inbox.py"
+
+
+@pytest.fixture
+def db(app_database):
+    engine = make_engine(app_database)
+    yield engine
+    engine.dispose()
+
+
+def open_inbox(username: str, lang: str | None = None):  # noqa: ANN201
+    at = logged_in(username, lang=lang)
+    at.switch_page(PAGE)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def pending_ids(engine, username: str) -> list[int]:  # noqa: ANN001
+    with Session(engine) as session:
+        rep = session.exec(select(User.id).where(User.username == username)).one()
+        return list(session.exec(select(Assignment.id).where(Assignment.rep_id == rep,
+                                                             Assignment.status == AssignmentStatus.PENDING)).all())
+
+
+def card_ids(at) -> list[int]:  # noqa: ANN001
+    return [int(b.key.split("_")[1]) for b in at.button if (b.key or "").startswith("accept_")]
+
+
+def assignment(engine, assignment_id: int) -> tuple[Assignment, Lead]:  # noqa: ANN001
+    with Session(engine) as session:
+        row = session.get(Assignment, assignment_id)
+        return row, session.get(Lead, row.lead_id)
+
+
+def test_a_rep_sees_only_their_own_mqls_most_urgent_first(db):
+    at = open_inbox("sales1")
+    shown = card_ids(at)
+    mine = pending_ids(db, "sales1")
+    assert shown, "the seeded demo leaves MQLs waiting for sales1"
+    assert set(shown) <= set(mine) and len(shown) == min(len(mine), 20)
+    with Session(db) as session:
+        dues = [session.get(Assignment, i).sla_due_at for i in shown]
+    assert dues == sorted(dues), "most urgent first"
+    text = " ".join(str(m.value) for m in at.markdown)
+    assert t("inbox.why", "zh") in text and "MQL 线" in text
+    assert "inbox." not in text and "col." not in text and "routing." not in text
+
+
+def test_accept_with_one_tap(db):
+    at = open_inbox("sales1")
+    first = card_ids(at)[0]
+    at.button(key=f"accept_{first}").click()
+    at.run()
+    assert not at.exception
+    assert at.success and t("inbox.accepted", "zh").split("：")[0] in at.success[0].value
+    row, lead = assignment(db, first)
+    assert row.status == AssignmentStatus.ACCEPTED and lead.stage == Stage.SAL
+    assert first not in card_ids(at), "the card is gone after the tap"
+
+
+def test_reject_with_reason_and_note(db):
+    at = open_inbox("sales2")
+    target = card_ids(at)[0]
+    at.radio(key=f"reason_{target}").set_value("no_budget")
+    at.text_area(key=f"note_{target}").input("预算明年才批")
+    at.button(key=f"reject_{target}").click()
+    at.run()
+    assert not at.exception and at.success, [e.value for e in at.error]
+    assert "暂无预算" in at.success[0].value
+    row, lead = assignment(db, target)
+    assert (row.status, row.reason, row.note) == ("rejected", "no_budget", "预算明年才批")
+    assert lead.stage == Stage.RECYCLED and lead.owner_id is None
+
+
+def test_a_reject_without_a_reason_is_refused(db):
+    at = open_inbox("sales1")
+    target = card_ids(at)[0]
+    at.button(key=f"reject_{target}").click()
+    at.run()
+    assert at.error and t("routing.reason_required", "zh") in at.error[0].value
+    assert assignment(db, target)[0].status == AssignmentStatus.PENDING
+
+
+def test_two_tabs_one_wins_the_other_is_told(db):
+    first_tab, second_tab = open_inbox("sales1"), open_inbox("sales1")
+    target = card_ids(first_tab)[0]
+    first_tab.button(key=f"accept_{target}").click()
+    first_tab.run()
+    second_tab.radio(key=f"reason_{target}").set_value("cannot_reach")
+    second_tab.button(key=f"reject_{target}").click()
+    second_tab.run()
+    assert first_tab.success
+    assert second_tab.error and "你已于" in second_tab.error[0].value and "已接受" in second_tab.error[0].value
+    assert assignment(db, target)[0].status == AssignmentStatus.ACCEPTED
+
+
+def test_a_card_that_went_to_another_rep_cannot_be_acted_on(db):
+    at = open_inbox("sales1")
+    target = card_ids(at)[0]
+    with Session(db) as session:  # meanwhile the manager gives it to sales2
+        manager = actor_by_username(session, "manager")
+        sales2 = session.exec(select(User.id).where(User.username == "sales2")).one()
+        new_id = reassign(session=session, actor=manager, assignment_id=target, to_rep_id=sales2, now=utcnow())
+        session.commit()
+    at.button(key=f"accept_{target}").click()
+    at.run()
+    assert at.error and "刘洋" in at.error[0].value, [e.value for e in at.error]
+    assert assignment(db, target)[0].status == AssignmentStatus.REASSIGNED
+    assert assignment(db, new_id)[0].status == AssignmentStatus.PENDING
+    assert new_id not in card_ids(at)
+
+
+def test_the_manager_reassigns_from_the_team_inbox(db):
+    at = open_inbox("manager")
+    assert at.tabs and at.tabs[0].label == t("inbox.tab.team", "zh")
+    at.session_state["team_pending"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    form_buttons = [b for b in at.button if b.label == t("inbox.reassign", "zh")]
+    assert form_buttons, "selecting a row opens the reassign form"
+    target_rep = at.selectbox(key="reassign_to").value
+    form_buttons[0].click()
+    at.run()
+    assert not at.exception and at.success, [e.value for e in at.error]
+    with Session(db) as session:
+        latest = session.exec(select(Assignment).where(Assignment.routed_by.like("manual:%"))).all()
+    assert [a.rep_id for a in latest] == [target_rep]
+
+
+def test_the_manager_sees_breaches_and_rejections_by_channel(db):
+    at = open_inbox("manager", lang="en")
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 1, "rejection reasons by channel are charted"
+    labels = {m.label for m in at.metric}
+    assert {t("inbox.handed_out", "en"), t("inbox.breaches", "en")} <= labels
+    assert any(t("inbox.rejections_title", "en") == h.value for h in at.subheader)
