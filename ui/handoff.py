@@ -7,6 +7,7 @@ the person is told who did what (``AlreadyDecided``) instead of the tap vanishin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -45,20 +46,22 @@ def show_inbox_flash() -> None:
         st.toast(text, icon=":material/error:")
 
 
-def run_callback(func: Any, success: str, **kwargs: Any) -> None:
-    """Call a core command in its own transaction; keep the outcome for the next draw."""
+def run_callback(func: Any, success: str | Callable[[Any], str], **kwargs: Any) -> None:
+    """Call a core command in its own transaction; keep the outcome for the next draw.
+
+    ``success`` is the message, or a function of the command's result that returns it."""
     try:
         with db_session() as session:
-            func(session=session, **kwargs)
+            result = func(session=session, **kwargs)
     except LeadLoopError as error:
         _flash("error", error.localized(lang()))
         return
-    _flash("success", success)
+    _flash("success", success(result) if callable(success) else success)
 
 
 def _accept(actor: Any, assignment_id: int, version: int, who: str) -> None:
-    run_callback(accept, tr("inbox.accepted", lead=who), actor=actor, assignment_id=assignment_id,
-                 expected_version=version, now=utcnow())
+    run_callback(accept, lambda crm_status: tr("inbox.accepted", lead=who) + " " + tr(f"inbox.crm_next.{crm_status}"),
+                 actor=actor, assignment_id=assignment_id, expected_version=version, now=utcnow())
 
 
 def _reject(actor: Any, assignment_id: int, version: int, who: str) -> None:
