@@ -12,7 +12,7 @@ from core.clock import utcnow
 from core.i18n import t
 from core.routing import reassign
 from db.engine import make_engine
-from db.models import Assignment, AssignmentStatus, Lead, Stage, User
+from db.models import Assignment, AssignmentStatus, Lead, RoutingRule, Stage, StageChange, User
 from tests.app.conftest import logged_in
 
 PAGE = "pages/inbox.py"
@@ -151,3 +151,55 @@ def test_the_manager_sees_breaches_and_rejections_by_channel(db):
     labels = {m.label for m in at.metric}
     assert {t("inbox.handed_out", "en"), t("inbox.breaches", "en")} <= labels
     assert any(t("inbox.rejections_title", "en") == h.value for h in at.subheader)
+
+
+def test_a_rep_has_no_team_view(db):
+    at = open_inbox("sales3")
+    labels = [tab.label for tab in at.tabs]
+    assert t("inbox.tab.team", "zh") not in labels and t("inbox.tab.pending", "zh") in labels
+    assert not at.get("plotly_chart")
+
+
+def _admin_tab(username: str, tab_key: str):  # noqa: ANN202
+    at = logged_in(username)
+    at.switch_page("pages/admin.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert t(f"admin.tab.{tab_key}", "zh") in [tab.label for tab in at.tabs]
+    return at
+
+
+def test_a_manager_adds_a_routing_rule_in_admin(db):
+    at = _admin_tab("manager", "routing")
+    form_names = [w for w in at.text_input if w.label == t("col.name", "zh")]
+    form_names[0].input("西南区域")
+    [w for w in at.text_input if w.label == t("routing.admin.param.provinces", "zh")][0].input("四川，重庆")
+    [b for b in at.button if b.label == t("routing.admin.save_rule", "zh")][0].click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    with Session(db) as session:
+        rule = session.exec(select(RoutingRule).where(RoutingRule.name == "西南区域")).one()
+    assert (rule.kind, rule.params) == ("territory", {"provinces": ["四川", "重庆"]})
+
+
+def test_a_marketer_promotes_a_lead_by_hand_in_admin(db):
+    with Session(db) as session:
+        lead = session.exec(select(Lead).where(Lead.stage == Stage.NEW, Lead.status == "valid",
+                                               Lead.owner_id.is_(None), Lead.followup_owner_id.is_(None),
+                                               Lead.email.is_not(None))).first()
+    at = _admin_tab("marketer", "handoff")
+    at.text_input(key="handoff_query").input(lead.email)  # one match
+    at.run()
+    at.session_state["handoff_results"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    at.text_input(key="handoff_reason").input("展会上当面确认了需求")
+    [b for b in at.button if b.label == t("handoff.admin.promote", "zh")][0].click()
+    at.run()
+    assert not at.exception and at.success, [e.value for e in at.error]
+    with Session(db) as session:
+        promoted = session.get(Lead, lead.id)
+        change = session.exec(select(StageChange).where(StageChange.lead_id == lead.id,
+                                                        StageChange.to_stage == "mql")).one()
+        routed = session.exec(select(Assignment).where(Assignment.lead_id == lead.id)).one()
+    assert promoted.stage == Stage.MQL and change.reason == "展会上当面确认了需求"
+    assert routed.status == AssignmentStatus.PENDING and promoted.owner_id == routed.rep_id
