@@ -4,6 +4,8 @@ reasons by channel."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlmodel import Session, select
 
@@ -40,6 +42,27 @@ def pending_ids(engine, username: str) -> list[int]:  # noqa: ANN001
                                                              Assignment.status == AssignmentStatus.PENDING)).all())
 
 
+def give(engine, username: str, n: int = 1) -> list[int]:  # noqa: ANN001
+    """Hand ``n`` fresh MQLs to ``username`` (tests share one seeded database per module, so each test acts on
+    MQLs of its own). Their SLA runs out soonest, so they come first in the inbox."""
+    from core.routing.engine import create_assignments
+    from db.models import LeadStatus
+
+    with Session(engine) as session:
+        rep = session.exec(select(User.id).where(User.username == username)).one()
+        taken = select(Assignment.lead_id)
+        leads = session.exec(select(Lead.id).where(Lead.stage == Stage.NEW, Lead.status == LeadStatus.VALID,
+                                                   Lead.owner_id.is_(None), Lead.followup_owner_id.is_(None),
+                                                   Lead.id.not_in(taken)).order_by(Lead.id).limit(n)).all()
+        for lead_id in leads:
+            session.get(Lead, lead_id).stage = Stage.MQL
+        session.commit()
+        frame = create_assignments(session=session, now=utcnow() - timedelta(days=30),
+                                   choices=[{"lead_id": i, "rep_id": rep, "routed_by": "manual: 测试"} for i in leads])
+        session.commit()
+    return frame["assignment_id"].astype(int).tolist()
+
+
 def card_ids(at) -> list[int]:  # noqa: ANN001
     return [int(b.key.split("_")[1]) for b in at.button if (b.key or "").startswith("accept_")]
 
@@ -65,8 +88,9 @@ def test_a_rep_sees_only_their_own_mqls_most_urgent_first(db):
 
 
 def test_accept_with_one_tap(db):
+    [first] = give(db, "sales1")
     at = open_inbox("sales1")
-    first = card_ids(at)[0]
+    assert card_ids(at)[0] == first
     at.button(key=f"accept_{first}").click()
     at.run()
     assert not at.exception
@@ -77,8 +101,8 @@ def test_accept_with_one_tap(db):
 
 
 def test_reject_with_reason_and_note(db):
+    [target] = give(db, "sales2")
     at = open_inbox("sales2")
-    target = card_ids(at)[0]
     at.radio(key=f"reason_{target}").set_value("no_budget")
     at.text_area(key=f"note_{target}").input("预算明年才批")
     at.button(key=f"reject_{target}").click()
@@ -91,8 +115,8 @@ def test_reject_with_reason_and_note(db):
 
 
 def test_a_reject_without_a_reason_is_refused(db):
+    [target] = give(db, "sales1")
     at = open_inbox("sales1")
-    target = card_ids(at)[0]
     at.button(key=f"reject_{target}").click()
     at.run()
     assert at.error and t("routing.reason_required", "zh") in at.error[0].value
@@ -100,8 +124,8 @@ def test_a_reject_without_a_reason_is_refused(db):
 
 
 def test_two_tabs_one_wins_the_other_is_told(db):
-    first_tab, second_tab = open_inbox("sales1"), open_inbox("sales1")
-    target = card_ids(first_tab)[0]
+    [target] = give(db, "sales3")
+    first_tab, second_tab = open_inbox("sales3"), open_inbox("sales3")
     first_tab.button(key=f"accept_{target}").click()
     first_tab.run()
     second_tab.radio(key=f"reason_{target}").set_value("cannot_reach")
@@ -113,8 +137,9 @@ def test_two_tabs_one_wins_the_other_is_told(db):
 
 
 def test_a_card_that_went_to_another_rep_cannot_be_acted_on(db):
-    at = open_inbox("sales1")
-    target = card_ids(at)[0]
+    [target] = give(db, "sales4")
+    at = open_inbox("sales4")
+    assert target in card_ids(at)
     with Session(db) as session:  # meanwhile the manager gives it to sales2
         manager = actor_by_username(session, "manager")
         sales2 = session.exec(select(User.id).where(User.username == "sales2")).one()
@@ -129,9 +154,15 @@ def test_a_card_that_went_to_another_rep_cannot_be_acted_on(db):
 
 
 def test_the_manager_reassigns_from_the_team_inbox(db):
+    [target] = give(db, "sales2")
     at = open_inbox("manager")
     assert at.tabs and at.tabs[0].label == t("inbox.tab.team", "zh")
-    at.session_state["team_pending"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    with Session(db) as session:  # the row the manager picks: where the page lists this MQL
+        from core.routing import inbox
+
+        order = inbox(session=session, actor=actor_by_username(session, "manager"), now=utcnow(), limit=500)
+    row = order["assignment_id"].tolist().index(target)
+    at.session_state["team_pending"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
     at.run()
     form_buttons = [b for b in at.button if b.label == t("inbox.reassign", "zh")]
     assert form_buttons, "selecting a row opens the reassign form"
@@ -139,18 +170,21 @@ def test_the_manager_reassigns_from_the_team_inbox(db):
     form_buttons[0].click()
     at.run()
     assert not at.exception and at.success, [e.value for e in at.error]
+    old, _ = assignment(db, target)
+    assert old.status == AssignmentStatus.REASSIGNED
     with Session(db) as session:
-        latest = session.exec(select(Assignment).where(Assignment.routed_by.like("manual:%"))).all()
-    assert [a.rep_id for a in latest] == [target_rep]
+        successor = session.exec(select(Assignment).where(Assignment.lead_id == old.lead_id)
+                                 .order_by(Assignment.id.desc())).first()
+    assert (successor.rep_id, successor.routed_by, successor.status) == (target_rep, "manual: 王强", "pending")
 
 
 def test_the_manager_sees_breaches_and_rejections_by_channel(db):
-    at = open_inbox("manager", lang="en")
+    at = open_inbox("manager")
     charts = at.get("plotly_chart")
     assert len(charts) >= 1, "rejection reasons by channel are charted"
     labels = {m.label for m in at.metric}
-    assert {t("inbox.handed_out", "en"), t("inbox.breaches", "en")} <= labels
-    assert any(t("inbox.rejections_title", "en") == h.value for h in at.subheader)
+    assert {t("inbox.handed_out", "zh"), t("inbox.breaches", "zh")} <= labels
+    assert any(t("inbox.rejections_title", "zh") == h.value for h in at.subheader)
 
 
 def test_a_rep_has_no_team_view(db):
