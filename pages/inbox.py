@@ -38,7 +38,7 @@ from ui.common import (
     tr,
 )
 from ui.grid import show_grid
-from ui.handoff import mql_card, routed_text, run_callback, show_inbox_flash
+from ui.handoff import crm_text, mql_card, routed_text, run_callback, show_inbox_flash
 
 PAGE_SIZE = 20
 
@@ -219,7 +219,8 @@ def crm_export() -> None:
         accepted = accepted_export(session=session, actor=actor, since=since, until=until,
                                    only_without_webhook=only_export)
     st.caption(tr("inbox.export_count", n=number(len(accepted))))
-    shown = for_display(accepted.assign(routed_by=accepted["routed_by"].map(routed_text)), times=("decided_at",))
+    shown = for_display(accepted.assign(routed_by=accepted["routed_by"].map(routed_text),
+                                        crm_status=accepted["crm_status"].map(crm_text)), times=("decided_at",))
     st.dataframe(shown.head(200), hide_index=True, width="stretch")
     if actor.can("export") and not accepted.empty:
         export_buttons(shown, filename=f"accepted-leads-{start}-{end}", key="crm_export")

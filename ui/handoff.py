@@ -92,6 +92,16 @@ def routed_text(value: str | None) -> str:
     return f"{tr(f'routing.kind.{kind}')}：{name}" if lang() == "zh" else f"{tr(f'routing.kind.{kind}')}: {name}"
 
 
+def crm_text(value: Any) -> str:
+    """The CRM hand-over status in words (``sent``, ``queued``, ``export``, ``failed: …``)."""
+    if not isinstance(value, str) or not value:
+        return "—"
+    code, _, detail = value.partition(": ")
+    if code in ("sent", "queued", "export", "failed"):
+        return tr(f"inbox.crm.{code}", detail=detail)
+    return value
+
+
 def sla_badge(row: Any) -> None:
     left = row["sla_hours_left"]
     if left is None or pd.isna(left):

@@ -496,6 +496,13 @@ def team_reps(*, session: Session, actor: Actor) -> pd.DataFrame:
     return frame
 
 
+def _require_figures(actor: Actor) -> None:
+    """Managers read these for their team; marketing and reports read them for everyone (which sources send
+    leads sales does not want)."""
+    if not actor.can("reports"):
+        require(actor, "team_inbox")
+
+
 def _scoped_assignments(session: Session, actor: Actor, since: datetime | None) -> pd.DataFrame:
     statement = (
         select(Assignment.id, Assignment.rep_id, User.display_name.label("rep"), Assignment.status,
@@ -520,7 +527,7 @@ SLA_COLUMNS = ["rep", "pending", "overdue", "accepted", "rejected", "reassigned"
 def sla_summary(*, session: Session, actor: Actor, now: datetime, since: datetime | None = None) -> pd.DataFrame:
     """Per rep: open MQLs, how many are overdue now, decisions, SLA breaches and the median working hours to
     decide — for assignments handed out since ``since``."""
-    require(actor, "team_inbox")
+    _require_figures(actor)
     frame = _scoped_assignments(session, actor, since)
     if frame.empty:
         return pd.DataFrame(columns=SLA_COLUMNS)

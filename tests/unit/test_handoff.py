@@ -410,6 +410,7 @@ def test_the_managers_figures_sla_breaches_and_rejections_by_channel(session, te
     assert by_channel.values.tolist() == [["直播", "no_budget", 2], ["—", "cannot_reach", 1],
                                           ["展会", "wrong_person", 1]]
     assert rejections_by_channel(session=session, actor=team.other_manager).empty
+    assert rejections_by_channel(session=session, actor=team.marketer)["n"].sum() == 4  # marketing sees all
     summary = sla_summary(session=session, actor=team.manager, now=NOW + timedelta(days=3)).set_index("rep")
     assert summary.loc["张伟", "rejected"] == 2 and summary.loc["张伟", "breached"] == 1
     assert summary.loc["刘洋", "breached"] == 0 and summary.loc["张伟", "breach_rate"] == 0.5
