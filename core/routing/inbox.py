@@ -557,7 +557,7 @@ def sla_summary(*, session: Session, actor: Actor, now: datetime, since: datetim
 def rejections_by_channel(*, session: Session, actor: Actor, since: datetime | None = None) -> pd.DataFrame:
     """Rejected MQLs per source channel and reason code (``channel``, ``reason``, ``n``): which sources send
     leads sales does not want."""
-    require(actor, "team_inbox")
+    _require_figures(actor)
     decided_since = [] if since is None else [Assignment.decided_at >= since]
     rows = session.execute(
         select(Channel.name.label("channel"), Assignment.reason, func.count().label("n"))
