@@ -18,7 +18,7 @@ from core.clock import to_local, utcnow
 from core.errors import LeadLoopError
 from core.routing import REJECT_REASONS, accept, reject
 from core.routing.engine import split_routed_by
-from core.routing.inbox import LeadHistory
+from core.routing.sales_inbox import LeadHistory
 from ui.common import db_session, label, lang, local_time, number, tr
 
 FLASH_KEY = "inbox_flash"

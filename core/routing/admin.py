@@ -17,7 +17,7 @@ from core import audit
 from core.auth import Actor, require
 from core.errors import NotFound, ValidationError
 from core.routing.engine import PARAM_LISTS, RULE_KINDS, open_loads
-from core.routing.inbox import REJECT_REASONS
+from core.routing.sales_inbox import REJECT_REASONS
 from core.routing.workhours import WorkCalendar
 from core.settings import get_setting, set_setting
 from db.models import Role, RoutingRule, User

@@ -19,7 +19,7 @@ from core.routing.admin import (
     update_reps,
 )
 from core.routing.engine import PARAM_LISTS, RULE_KINDS
-from core.routing.inbox import REJECT_REASONS
+from core.routing.sales_inbox import REJECT_REASONS
 from db.models import TouchpointKind
 from ui.admin import act
 from ui.common import db_session, for_display, label, tr
