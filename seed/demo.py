@@ -288,7 +288,6 @@ def _loading(engine: Engine) -> Iterator[Connection]:
         if sqlite:
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.exec_driver_sql("PRAGMA cache_size=-262144")
-            connection.exec_driver_sql("PRAGMA threads=0")  # CREATE INDEX sorts with a helper thread
             connection.commit()
         try:
             yield connection
@@ -297,7 +296,6 @@ def _loading(engine: Engine) -> Iterator[Connection]:
                 connection.rollback()
                 connection.exec_driver_sql("PRAGMA foreign_keys=ON")
                 connection.exec_driver_sql("PRAGMA cache_size=-2000")
-                connection.exec_driver_sql("PRAGMA threads=0")
                 connection.commit()
 
 

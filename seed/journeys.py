@@ -125,7 +125,7 @@ def build_touchpoints(world: World) -> None:
     # -- everyday activity -------------------------------------------------------------------------------------------
     engaged = t_mql > 0
     went_far = np.isin(stage, ["sql", "opportunity", "won", "lost"])
-    rate = np.where(went_far, 15.0, np.where(engaged, 12.0, 6.5))
+    rate = np.where(went_far, 15.0, np.where(engaged, 12.5, 7.0))
     rate = np.where(silent_fan, 2.0, rate)
     rate = np.where(valid, rate, 0.3)
     age_days = (now - created) / DAY
