@@ -357,9 +357,9 @@ def seed_demo(
     with engine.connect() as connection:
         before = _row_counts(connection)
     if not reset and any(before.values()):
-        held = ", ".join(f"{name}: {count}" for name, count in before.items() if count)
         raise SeedRefused(
-            f"The database already holds data ({held}). Run with --reset to delete everything and seed again.",
+            f"The database already holds data ({before.get('lead', 0):,} leads, {before.get('user', 0):,} users, "
+            f"{sum(before.values()):,} rows in all). Run with --reset to delete everything and seed again.",
             leads=before.get("lead", 0),
         )
     world = generate(leads=leads, seed=seed, now=now)
