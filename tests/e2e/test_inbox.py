@@ -19,7 +19,7 @@ PHONE = {"width": 390, "height": 844}
 def phone(browser, app_server):  # noqa: ANN001, ANN201
     context = browser.new_context(viewport=PHONE, locale="zh-CN", is_mobile=True, has_touch=True)
     page = context.new_page()
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(60_000)  # the machine may be busy with other tests
     yield page
     context.close()
 
@@ -77,7 +77,10 @@ def test_a_rep_accepts_and_rejects_on_a_phone(phone, app_server, e2e_database_ur
     card.get_by_text("暂无预算").tap()
     card.get_by_label("备注").fill("今年预算已用完，明年二季度再联系")
     screenshot(page, "inbox-03-reject-form")
-    act(page, lambda: card.get_by_role("button", name="退回市场部").tap())
+    page.get_by_test_id("stToast").first.wait_for(state="detached")  # the accept toast has gone
+    submit = card.get_by_role("button", name="退回市场部")
+    submit.scroll_into_view_if_needed()
+    act(page, lambda: submit.tap())
     page.get_by_text(re.compile("^已退回市场部：")).first.wait_for()
     screenshot(page, "inbox-04-rejected")
     row, lead = _state(e2e_database_url, rejected_id)
