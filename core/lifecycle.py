@@ -138,6 +138,7 @@ def change_stages(
 # ---------------------------------------------------------------------------------------------------------------
 # Marketing ↔ sales: becoming an MQL, going back to nurture, and the come-back of "not now" leads
 # ---------------------------------------------------------------------------------------------------------------
+# core.routing builds on change_stage, so the functions below import it when called (no import cycle).
 # Stages in which sales holds a lead: crossing the MQL line again only tells its owner.
 SALES_STAGES = frozenset({Stage.SAL, Stage.SQL, Stage.OPPORTUNITY})
 MARKETING_STAGES = frozenset({Stage.NEW, Stage.RECYCLED})

@@ -24,11 +24,11 @@ from sqlmodel import Session
 
 from core import audit
 from core.auth import Actor, assignment_scope, require
-from core.clock import ensure_utc
-from core.errors import NotFound, Term, ValidationError
+from core.clock import ensure_utc, to_local
+from core.errors import ConcurrentUpdate, NotFound, Term, ValidationError
 from core.lifecycle import change_stage
 from core.routing import crm
-from core.routing.engine import create_assignments, routed_by, sla_calendar
+from core.routing.engine import create_assignments, open_loads, routed_by, sla_calendar
 from core.routing.errors import AlreadyDecided, LeadChanged, NotYourLead
 from core.settings import get_setting
 from db.models import (
@@ -38,6 +38,7 @@ from db.models import (
     Channel,
     Lead,
     LeadStatus,
+    Message,
     Role,
     ScoreEvent,
     Stage,
@@ -272,8 +273,6 @@ def _already_decided(session: Session, actor: Actor, assignment_id: int) -> Alre
 def _local_text(value: datetime | None) -> str:
     if value is None:
         return "—"
-    from core.clock import to_local
-
     local = to_local(value)
     return local.strftime("%Y-%m-%d %H:%M") if local else "—"
 
@@ -302,8 +301,6 @@ def _check_version(seen: _Seen, expected_version: int | None) -> int:
 
 def _move(session: Session, seen: _Seen, *, to_stage: str, now: datetime, actor: Actor, version: int,
           reason: str, **lead_values: Any) -> None:
-    from core.errors import ConcurrentUpdate
-
     try:
         change_stage(session=session, lead_id=seen.lead_id, to_stage=to_stage, now=now,
                      by_user_id=actor.id or None, reason=reason, expected_version=version)
@@ -489,8 +486,6 @@ def team_reps(*, session: Session, actor: Actor) -> pd.DataFrame:
         statement = statement.where(User.id.in_((actor.id, *actor.team_ids)))
     frame = pd.DataFrame([r._asdict() for r in session.execute(statement.order_by(User.id)).all()],
                          columns=["id", "display_name", "capacity", "out_of_office"])
-    from core.routing.engine import open_loads
-
     loads = open_loads(session, frame["id"].tolist())
     frame["load"] = frame["id"].map(lambda i: loads.get(int(i), 0)).astype(int)
     return frame
@@ -576,8 +571,6 @@ def rejections_by_channel(*, session: Session, actor: Actor, since: datetime | N
 # ---------------------------------------------------------------------------------------------------------------
 def my_notifications(*, session: Session, actor: Actor, unread_only: bool = True, limit: int = 20) -> pd.DataFrame:
     """The in-app notes for ``actor``: new MQLs, SLA reminders, what their leads just did."""
-    from db.models import Message
-
     statement = (select(Message.id, Message.created_at, Message.subject, Message.body, Message.lead_id,
                         Message.read_at)
                  .where(Message.channel == "notify", Message.user_id == actor.id))
@@ -590,8 +583,6 @@ def my_notifications(*, session: Session, actor: Actor, unread_only: bool = True
 
 def mark_read(*, session: Session, actor: Actor, message_ids: list[int], now: datetime) -> int:
     """Mark ``actor``'s own notes as read (someone else's are left alone)."""
-    from db.models import Message
-
     if not message_ids:
         return 0
     table = Message.__table__

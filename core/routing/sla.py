@@ -28,6 +28,7 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from core.i18n import DEFAULT_LANGUAGE, t
+from core.lifecycle import return_due
 from core.routing import notify
 from core.routing.alerts import alert_reps
 from core.routing.crm import sync_crm_status
@@ -184,8 +185,6 @@ def route_waiting(*, session: Session, now: datetime) -> tuple[int, int]:
 
 def check_sla(*, session: Session, now: datetime) -> SlaReport:
     """The handoff's heartbeat (see the module docstring). Set-based; the caller commits."""
-    from core.lifecycle import return_due
-
     report = SlaReport()
     calendar, _ = sla_calendar(session)
     remind_before = float(get_setting(session, "sla").get("remind_before_hours", 2) or 0)
