@@ -223,24 +223,38 @@ def _median_days(history: StageHistory) -> dict[str, tuple[float | None, int]]:
     """Median days in each step and how many leads it is based on (see the module docstring)."""
     out: dict[str, tuple[float | None, int]] = {}
     changes = history.changes
-    rank = changes["to_stage"].map(RANK)
+    lead = changes["lead_id"].to_numpy(dtype=np.int64)
+    seconds = _seconds(changes["at"])
+    rank = changes["to_stage"].map(RANK).to_numpy(dtype=float)
+    created = pd.Series(_seconds(history.leads["created_at"]), index=history.leads["id"].to_numpy(dtype=np.int64))
     for stage in FUNNEL_STAGES[:-1]:
-        later = changes.loc[rank > RANK[stage]].groupby("lead_id")["at"].min()
+        later_mask = rank > RANK[stage]
+        later = pd.Series(seconds[later_mask]).groupby(lead[later_mask]).min()
         if stage == FUNNEL_STAGES[0]:
-            arrivals = pd.Series(history.leads["created_at"].to_numpy(), index=history.leads["id"].to_numpy())
-            entered = arrivals.reindex(later.index).dropna()
+            entered = created.reindex(later.index).dropna()
         else:
-            own = changes.loc[changes["to_stage"] == stage, ["lead_id", "at"]]
-            own = own.assign(next_at=own["lead_id"].map(later))
-            own = own[own["next_at"].notna() & (own["at"] <= own["next_at"])]
-            entered = own.groupby("lead_id")["at"].max()
+            own = changes["to_stage"].to_numpy() == stage
+            own_lead, own_at = lead[own], seconds[own]
+            next_at = later.reindex(own_lead).to_numpy()
+            valid = ~np.isnan(next_at) & (own_at <= next_at)
+            entered = pd.Series(own_at[valid]).groupby(own_lead[valid]).max()
         if entered.empty:
             out[stage] = (None, 0)
             continue
-        days = (later.reindex(entered.index) - entered).dt.total_seconds() / 86_400.0
+        days = (later.reindex(entered.index).to_numpy() - entered.to_numpy()) / 86_400.0
         days = days[days >= 0]
-        out[stage] = (float(days.median()) if len(days) else None, int(len(days)))
+        out[stage] = (float(np.median(days)) if len(days) else None, int(len(days)))
     out[FUNNEL_STAGES[-1]] = (None, 0)  # won is final: no time "in" it
+    return out
+
+
+def _seconds(values: pd.Series) -> np.ndarray:
+    """Aware times as float epoch seconds (NaN for missing)."""
+    stamps = pd.to_datetime(values, utc=True)
+    out = np.full(len(stamps), np.nan)
+    mask = stamps.notna().to_numpy()
+    if mask.any():
+        out[mask] = stamps[mask].dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").astype("int64") / 1e9
     return out
 
 
