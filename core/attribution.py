@@ -70,15 +70,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import ColumnElement, case, exists, func, literal, or_, select
+from sqlalchemy import case, func, literal, or_, select
 from sqlmodel import Session
 
-from core.auth import Actor, require
+from core.auth import Actor, lead_scope, require
 from core.errors import ValidationError
 from core.funnel import FUNNEL_STAGES, ReportFilter, lead_conditions, raw_time, read_frame
 from db.models import Campaign, Channel, Lead, Opportunity, StageChange, Touchpoint, TouchpointKind, User
@@ -715,42 +714,30 @@ def conversion_stages(conversion: str) -> list[str]:
     return list(FUNNEL_STAGES[FUNNEL_STAGES.index(conversion):])
 
 
-def _converted_before(stages: list[str], start: datetime | None) -> ColumnElement[bool] | None:
-    """Leads that reached the conversion before the period: neither their conversion nor their later touches
-    belong to the period (the later touches are no path "to null")."""
-    if start is None:
-        return None
-    return ~exists().where(StageChange.lead_id == Lead.id, StageChange.to_stage.in_(stages), StageChange.at < start)
-
-
 def load_touchpoints(
     *,
     session: Session,
     actor: Actor,
     filters: ReportFilter = ReportFilter(),
-    conversion: str = "won",
-    lookback_days: float | None = None,
+    cohort: bool = False,
     exclude_kinds: Iterable[str] = DEFAULT_EXCLUDED_KINDS,
 ) -> pd.DataFrame:
-    """Touches of the filtered leads that can belong to a journey of the period, in one statement.
+    """The touches of the filtered leads, in one statement (plus two tiny name look-ups).
 
     Columns ``lead_id``, ``channel``, ``campaign`` (``"渠道 / 活动"``; ``"渠道 / —"`` without a campaign),
     ``channel_id``, ``campaign_id``, ``occurred_at``. Touches without a channel cannot be credited and are left
-    out, as are the kinds in ``exclude_kinds`` (an email we sent is not something the lead did).
+    out, as are the kinds in ``exclude_kinds`` (an email we sent is not something the lead did). Owner and
+    region filters choose the leads; the month range ends the touches (period view) or, with ``cohort``,
+    chooses the leads by creation month. ``period_inputs`` then cuts the journeys of a period.
     """
     require(actor, "reports")
-    start, end = filters.months()
-    conditions = [*lead_conditions(actor, filters, source=False, cohort=False), Touchpoint.channel_id.is_not(None)]
+    _, end = filters.months()
+    conditions = [*lead_conditions(actor, filters, source=False, cohort=cohort), Touchpoint.channel_id.is_not(None)]
     excluded = list(exclude_kinds)
     if excluded:
         conditions.append(Touchpoint.kind.not_in(excluded))
-    if end is not None:
+    if end is not None and not cohort:
         conditions.append(Touchpoint.occurred_at < end)
-    if start is not None and lookback_days is not None:
-        conditions.append(Touchpoint.occurred_at >= start - timedelta(days=float(lookback_days)))
-    before = _converted_before(conversion_stages(conversion), start)
-    if before is not None:
-        conditions.append(before)
     frame = read_frame(
         session,
         select(Touchpoint.lead_id, Touchpoint.channel_id, Touchpoint.campaign_id, raw_time(Touchpoint.occurred_at))
@@ -760,6 +747,26 @@ def load_touchpoints(
         ["lead_id", "channel_id", "campaign_id", "occurred_at"], times=("occurred_at",),
     )
     return label_sources(session, frame)
+
+
+def period_inputs(
+    touches: pd.DataFrame, conversions: pd.DataFrame, filters: ReportFilter, lookback_days: float | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The journeys of the filter's period from everything loaded up to its end.
+
+    Conversions before the period are not the period's; neither are those leads' later touches (they are no
+    path "to null"), so both go. Touches older than the period's start minus the lookback cannot be in any of
+    the period's journeys and go too (this bounds the non-converting paths the same way).
+    """
+    start, _ = filters.months()
+    if start is None:
+        return touches, conversions
+    start_ts = pd.Timestamp(start)
+    before = (conversions["converted_at"] < start_ts).to_numpy()
+    keep = ~touches["lead_id"].isin(conversions.loc[before, "lead_id"]).to_numpy()
+    if lookback_days is not None:
+        keep &= (touches["occurred_at"] >= start_ts - pd.Timedelta(days=float(lookback_days))).to_numpy()
+    return touches[keep], conversions[~before]
 
 
 def label_sources(session: Session, frame: pd.DataFrame) -> pd.DataFrame:
@@ -797,17 +804,19 @@ def load_conversions(
     actor: Actor,
     conversion: str = "won",
     filters: ReportFilter = ReportFilter(),
+    cohort: bool = False,
 ) -> pd.DataFrame:
-    """The filtered leads' conversions in the period, in one statement.
+    """The filtered leads' conversions, in one statement.
 
     ``converted_at`` is the first arrival at the conversion step or beyond (the funnel's convention); ``value``
     is the amount of the lead's won opportunities for ``won``, of all its opportunities for ``opportunity``,
     and 0 for MQL and SQL. ``lead_created_at`` and ``opportunity_created_at`` (its first opportunity) are the
-    W-shaped milestones.
+    W-shaped milestones. Period view: every conversion before the end of the month range (``period_inputs``
+    keeps the period's and drops the earlier ones); cohort view: all conversions of the leads created in it.
     """
     require(actor, "reports")
     stages = conversion_stages(conversion)
-    start, end = filters.months()
+    _, end = filters.months()
     reached = (
         select(StageChange.lead_id, func.min(StageChange.at).label("at"))
         .where(StageChange.to_stage.in_(stages))
@@ -822,13 +831,12 @@ def load_conversions(
         .group_by(Opportunity.lead_id)
         .subquery()
     )
+    # A lead whose current stage is past the step without a StageChange for it was created there.
     converted_at = func.coalesce(reached.c.at, Lead.created_at)
     value = func.coalesce(opportunities.c.value, 0) if conversion in ("won", "opportunity") else literal(0.0)
-    conditions = [*lead_conditions(actor, filters, source=False, cohort=False),
+    conditions = [*lead_conditions(actor, filters, source=False, cohort=cohort),
                   or_(reached.c.at.is_not(None), Lead.stage.in_(stages))]
-    if start is not None:
-        conditions.append(converted_at >= start)
-    if end is not None:
+    if end is not None and not cohort:
         conditions.append(converted_at < end)
     frame = read_frame(
         session,
@@ -843,51 +851,79 @@ def load_conversions(
     return frame
 
 
+@dataclass
+class JourneyData:
+    """What attribution reads from the database for one conversion and filter: load once, cut many ways."""
+
+    touchpoints: pd.DataFrame
+    conversions: pd.DataFrame
+    conversion: str
+    filters: ReportFilter
+    cohort: bool = False
+
+    def inputs(self, lookback_days: float | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if self.cohort:
+            return self.touchpoints, self.conversions
+        return period_inputs(self.touchpoints, self.conversions, self.filters, lookback_days)
+
+
+def load_journey_data(*, session: Session, actor: Actor, filters: ReportFilter = ReportFilter(),
+                      conversion: str = "won", cohort: bool = False,
+                      touchpoints: pd.DataFrame | None = None) -> JourneyData:
+    """Touches and conversions in two statements (``touchpoints`` may be passed in when already loaded: they do
+    not depend on the conversion)."""
+    if touchpoints is None:
+        touchpoints = load_touchpoints(session=session, actor=actor, filters=filters, cohort=cohort)
+    conversions = load_conversions(session=session, actor=actor, conversion=conversion, filters=filters,
+                                   cohort=cohort)
+    return JourneyData(touchpoints=touchpoints, conversions=conversions, conversion=conversion, filters=filters,
+                       cohort=cohort)
+
+
 def attribution_report(
     *,
-    session: Session,
-    actor: Actor,
+    session: Session | None = None,
+    actor: Actor | None = None,
     filters: ReportFilter = ReportFilter(),
     conversion: str = "won",
     lookback_days: float | None = 90,
     models: Iterable[str] = MODELS,
     level: str = "channel",
     half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
+    data: JourneyData | None = None,
 ) -> pd.DataFrame:
     """Every model side by side for the filtered period: long frame (model, <level>, conversions, value).
 
-    The credits are computed over all journeys of the period; the channel/campaign filter only chooses which
-    rows are returned, so a channel's share does not change when others are hidden.
+    Loads its journeys unless ``data`` (from ``load_journey_data``) is given. The credits are computed over all
+    journeys of the period; the channel/campaign filter only chooses which rows are returned, so a channel's
+    share does not change when others are hidden.
     """
     if level not in ("channel", "campaign"):
         raise AttributionError(f"Unknown level: {level}.", key="attribution.unknown_level", level=level)
-    touches = load_touchpoints(session=session, actor=actor, filters=filters, conversion=conversion,
-                               lookback_days=lookback_days)
-    conversions = load_conversions(session=session, actor=actor, conversion=conversion, filters=filters)
+    if data is None:
+        assert session is not None and actor is not None
+        data = load_journey_data(session=session, actor=actor, filters=filters, conversion=conversion)
+    touches, conversions = data.inputs(lookback_days)
     result = attribute_all(touches, conversions, models, by=level, lookback_days=lookback_days,
                            half_life_days=half_life_days)
-    shown = shown_sources(session, filters, level)
-    if shown is not None:
-        result = result[result[level].isin(shown)].reset_index(drop=True)
-    return result
+    return keep_shown(result, level, filters, data.touchpoints)
 
 
-def shown_sources(session: Session, filters: ReportFilter, level: str) -> set[str] | None:
-    """Names of the channels (or campaign labels) the filter keeps; None keeps all."""
+def keep_shown(frame: pd.DataFrame, level: str, filters: ReportFilter, touches: pd.DataFrame,
+               column: str | None = None) -> pd.DataFrame:
+    """Rows of the channels (or campaign labels) the filter selects; all rows when it selects none."""
     if not filters.channel_ids and not filters.campaign_ids:
-        return None
-    channels = dict(session.execute(select(Channel.id, Channel.name)).all())
-    campaigns = session.execute(select(Campaign.id, Campaign.name, Campaign.channel_id)).all()
+        return frame.reset_index(drop=True)
+    column = column or level
+    pairs = touches[["channel_id", "campaign_id", "channel", "campaign"]].drop_duplicates()
     if level == "channel":
-        ids = set(filters.channel_ids) | {channel_id for cid, _, channel_id in campaigns
-                                          if cid in filters.campaign_ids}
-        return {channels[i] for i in ids if i in channels}
-    if filters.campaign_ids:
-        return {campaign_label(channels.get(channel_id), name) for cid, name, channel_id in campaigns
-                if cid in filters.campaign_ids}
-    keep = {campaign_label(channels.get(channel_id), name) for _, name, channel_id in campaigns
-            if channel_id in filters.channel_ids}
-    return keep | {campaign_label(channels.get(channel_id), None) for channel_id in filters.channel_ids}
+        chosen = pairs["channel_id"].isin(filters.channel_ids) | pairs["campaign_id"].isin(filters.campaign_ids)
+        names = set(pairs.loc[chosen, "channel"].astype(str))
+    else:
+        chosen = (pairs["campaign_id"].isin(filters.campaign_ids) if filters.campaign_ids
+                  else pairs["channel_id"].isin(filters.channel_ids))
+        names = set(pairs.loc[chosen, "campaign"].astype(str))
+    return frame[frame[column].astype(str).isin(names)].reset_index(drop=True)
 
 
 def attribution_leads(
@@ -900,18 +936,19 @@ def attribution_leads(
     channel: str,
     level: str = "channel",
     limit: int = 100,
+    data: JourneyData | None = None,
 ) -> tuple[pd.DataFrame, int]:
-    """The converted leads whose journey (within the lookback) includes ``channel``: the leads behind a credit."""
-    touches = load_touchpoints(session=session, actor=actor, filters=filters, conversion=conversion,
-                               lookback_days=lookback_days)
-    conversions = load_conversions(session=session, actor=actor, conversion=conversion, filters=filters)
-    candidates = touches if channel == UNATTRIBUTED else touches[touches[level] == channel]
+    """The converted leads whose journey (within the lookback) includes ``channel`` — the leads behind a credit —
+    newest conversion first; for ``UNATTRIBUTED``, those without any touch in their window."""
+    if data is None:
+        data = load_journey_data(session=session, actor=actor, filters=filters, conversion=conversion)
+    touches, conversions = data.inputs(lookback_days)
+    candidates = touches if channel == UNATTRIBUTED else touches[touches[level].astype(str) == channel]
     joined = candidates[["lead_id", "occurred_at"]].merge(conversions[["lead_id", "converted_at"]], on="lead_id")
     in_window = joined["occurred_at"] <= joined["converted_at"]
     if lookback_days is not None:
         in_window &= joined["occurred_at"] >= joined["converted_at"] - pd.Timedelta(days=float(lookback_days))
     ids = set(joined.loc[in_window, "lead_id"])
-    # The (none) row: conversions with no touch of any channel in their window.
     matched = conversions[~conversions["lead_id"].isin(ids) if channel == UNATTRIBUTED
                           else conversions["lead_id"].isin(ids)]
     matched = matched.sort_values("converted_at", ascending=False)
@@ -921,8 +958,8 @@ def attribution_leads(
         select(Lead.id, Lead.name, Lead.company, Lead.province, User.display_name, Channel.name, Lead.stage)
         .join(User, User.id == Lead.owner_id, isouter=True)
         .join(Channel, Channel.id == Lead.source_channel_id, isouter=True)
-        .where(Lead.id.in_(page_ids)),
+        .where(Lead.id.in_(page_ids), lead_scope(actor)),
         ["lead_id", "name", "company", "province", "owner", "source_channel", "stage"],
     )
-    page = matched.head(limit)[["lead_id", "converted_at", "value"]].merge(details, on="lead_id", how="left")
-    return page.rename(columns={"lead_id": "id"}), len(matched)
+    page = matched.head(limit)[["lead_id", "converted_at", "value"]].merge(details, on="lead_id", how="inner")
+    return page.rename(columns={"lead_id": "id"}).reset_index(drop=True), len(matched)

@@ -30,10 +30,10 @@ from sqlmodel import Session
 from core.attribution import (
     UNATTRIBUTED,
     AttributionError,
+    JourneyData,
     attribute_by_key,
     campaign_label,
-    load_conversions,
-    load_touchpoints,
+    load_journey_data,
 )
 from core.auth import Actor, require
 from core.funnel import FUNNEL_STAGES, ReportFilter, month_label, stage_history
@@ -134,24 +134,33 @@ def _lead_counts(*, session: Session, actor: Actor, filters: ReportFilter, level
 
 
 def _revenue(*, session: Session, actor: Actor, filters: ReportFilter, level: str, basis: str, model: str,
-             lookback_days: float | None) -> pd.DataFrame:
+             lookback_days: float | None, data: JourneyData | None) -> pd.DataFrame:
     """Attributed customers and revenue of won deals per month and source."""
-    if basis == "cohort":
-        # Customers of the cohorts, whenever they were won: the month range selects cohorts, not conversions.
-        cohort_filters = ReportFilter(owner_ids=filters.owner_ids, regions=filters.regions)
-        conversions = load_conversions(session=session, actor=actor, conversion="won", filters=cohort_filters)
-        conversions["month"] = month_label(conversions["lead_created_at"])
-        conversions = conversions[_in_range(conversions["month"], filters).to_numpy()]
-        touches = load_touchpoints(session=session, actor=actor, filters=cohort_filters, conversion="won")
-    else:
-        conversions = load_conversions(session=session, actor=actor, conversion="won", filters=filters)
-        conversions["month"] = month_label(conversions["converted_at"])
-        touches = load_touchpoints(session=session, actor=actor, filters=filters, conversion="won",
-                                   lookback_days=lookback_days)
+    cohort = basis == "cohort"
+    if data is None or data.conversion != "won" or data.cohort != cohort:
+        data = load_journey_data(session=session, actor=actor, filters=filters, conversion="won", cohort=cohort)
+    touches, conversions = data.inputs(lookback_days)
+    # Event basis: the month the deal was won; cohort basis: the month the lead was created.
+    conversions = conversions.assign(month=month_label(conversions["lead_created_at" if cohort else "converted_at"]))
     if conversions.empty:
         return pd.DataFrame(columns=["month", "source", "attributed_customers", "revenue"])
     credit = attribute_by_key(touches, conversions, model, key="month", by=level, lookback_days=lookback_days)
     return credit.rename(columns={level: "source", "conversions": "attributed_customers", "value": "revenue"})
+
+
+def shown_labels(session: Session, filters: ReportFilter, level: str) -> set[str] | None:
+    """Row labels the channel/campaign filter keeps (None keeps all)."""
+    if not filters.channel_ids and not filters.campaign_ids:
+        return None
+    channels, _ = _names(session)
+    campaigns = session.execute(select(Campaign.id, Campaign.name, Campaign.channel_id)).all()
+    if level == "channel":
+        ids = set(filters.channel_ids) | {ch for cid, _, ch in campaigns if cid in filters.campaign_ids}
+        return {channels[i] for i in ids if i in channels}
+    if filters.campaign_ids:
+        return {campaign_label(channels.get(ch), name) for cid, name, ch in campaigns if cid in filters.campaign_ids}
+    return ({campaign_label(channels.get(ch), name) for _, name, ch in campaigns if ch in filters.channel_ids}
+            | {campaign_label(channels.get(ch), None) for ch in filters.channel_ids})
 
 
 def roi_table(
@@ -164,17 +173,19 @@ def roi_table(
     basis: str = "event",
     lookback_days: float | None = 90,
     by_month: bool = False,
+    data: JourneyData | None = None,
 ) -> pd.DataFrame:
     """ROI per source (channel or campaign label) over the filter's months, or per month and source.
 
     Columns: ``source`` (and ``month``), then ROI_COLUMNS. The channel/campaign filter chooses the rows.
+    ``data`` may carry already loaded won-deal journeys (``load_journey_data(conversion="won")``).
     """
     require(actor, "reports")
     _check(level, basis)
     costs = load_costs(session=session, actor=actor, filters=filters, level=level)
     counts = _lead_counts(session=session, actor=actor, filters=filters, level=level, basis=basis)
     revenue = _revenue(session=session, actor=actor, filters=filters, level=level, basis=basis, model=model,
-                       lookback_days=lookback_days)
+                       lookback_days=lookback_days, data=data)
     keys = ["month", "source"]
     table = costs.merge(counts, on=keys, how="outer").merge(revenue, on=keys, how="outer")
     for column in ("cost", *COUNT_COLUMNS.values(), "attributed_customers", "revenue"):
@@ -185,9 +196,7 @@ def roi_table(
         table = table.groupby("source", as_index=False)[
             ["cost", *COUNT_COLUMNS.values(), "attributed_customers", "revenue"]].sum()
     table = add_ratios(table)
-    from core.attribution import shown_sources
-
-    shown = shown_sources(session, filters, level)
+    shown = shown_labels(session, filters, level)
     if shown is not None:
         table = table[table["source"].isin(shown)]
     order = ["month", "source"] if by_month else ["source"]
