@@ -74,21 +74,25 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import case, func, literal, or_, select
+from sqlalchemy import select
 from sqlmodel import Session
 
-from core.auth import Actor, lead_scope, require
+from core.auth import Actor, lead_scope
 from core.errors import ValidationError
-from core.funnel import FUNNEL_STAGES, ReportFilter, lead_conditions, raw_time, read_frame
-from db.models import Campaign, Channel, Lead, Opportunity, StageChange, Touchpoint, TouchpointKind, User
+from core.funnel import FUNNEL_STAGES, ReportFilter, filtered_leads
+from core.report_data import (
+    DEFAULT_EXCLUDED_KINDS,
+    ReportData,
+    load_report_data,
+    read_frame,
+)
+from db.models import Channel, Lead, User
 
 RULE_MODELS: tuple[str, ...] = ("first_touch", "last_touch", "linear", "time_decay", "u_shaped", "w_shaped")
 MODELS: tuple[str, ...] = (*RULE_MODELS, "markov", "shapley")
 CONVERSIONS: tuple[str, ...] = ("mql", "sql", "opportunity", "won")
 UNATTRIBUTED = "(none)"
 DEFAULT_HALF_LIFE_DAYS = 7.0
-# An email we sent is something we did, not something the lead did: it earns no credit by default.
-DEFAULT_EXCLUDED_KINDS: tuple[str, ...] = (TouchpointKind.EMAIL_SENT.value,)
 _DAY = 86_400.0
 
 
@@ -714,6 +718,54 @@ def conversion_stages(conversion: str) -> list[str]:
     return list(FUNNEL_STAGES[FUNNEL_STAGES.index(conversion):])
 
 
+def touches_from(data: ReportData, filters: ReportFilter = ReportFilter(), *, cohort: bool = False) -> pd.DataFrame:
+    """The touches of the leads ``filters`` keep by owner and region; the month range ends them (period view)
+    or, with ``cohort``, chooses the leads by creation month."""
+    leads = filtered_leads(data, filters, cohort=cohort, source=False)
+    touches = data.touches
+    keep = touches["lead_id"].isin(leads["id"]).to_numpy()
+    _, end = filters.months()
+    if end is not None and not cohort:
+        keep = keep & (touches["occurred_at"] < pd.Timestamp(end)).to_numpy()
+    return touches[keep]
+
+
+def conversions_from(data: ReportData, conversion: str = "won", filters: ReportFilter = ReportFilter(), *,
+                     cohort: bool = False) -> pd.DataFrame:
+    """The conversions of the leads ``filters`` keep by owner and region (see ``load_conversions``)."""
+    stages = conversion_stages(conversion)
+    leads = filtered_leads(data, filters, cohort=cohort, source=False)
+    changes = data.changes
+    reached = changes.loc[changes["to_stage"].isin(stages).to_numpy(), ["lead_id", "at"]].groupby("lead_id")["at"].min()
+    converted_at = reached.reindex(leads["id"].to_numpy())
+    # A lead whose current stage is past the step without a StageChange for it was created there.
+    created_there = converted_at.isna().to_numpy() & leads["stage"].isin(stages).to_numpy()
+    converted_at = converted_at.where(~created_there, pd.Series(leads["created_at"].to_numpy(),
+                                                                index=converted_at.index))
+    keep = converted_at.notna().to_numpy()
+    _, end = filters.months()
+    if end is not None and not cohort:
+        keep = keep & (converted_at < pd.Timestamp(end)).fillna(False).to_numpy()
+    chosen = leads[keep]
+    opportunities = data.opportunities[data.opportunities["lead_id"].isin(chosen["id"]).to_numpy()]
+    if conversion == "won":
+        amounts = opportunities["amount"].where(opportunities["stage"] == "won", 0.0)
+    elif conversion == "opportunity":
+        amounts = opportunities["amount"]
+    else:
+        amounts = opportunities["amount"] * 0.0
+    value = amounts.groupby(opportunities["lead_id"]).sum()
+    first_opportunity = opportunities.groupby("lead_id")["created_at"].min()
+    ids = chosen["id"].to_numpy()
+    return pd.DataFrame({
+        "lead_id": ids,
+        "converted_at": pd.to_datetime(converted_at[keep].to_numpy(), utc=True),
+        "value": value.reindex(ids).fillna(0.0).to_numpy(dtype=float),
+        "lead_created_at": pd.to_datetime(chosen["created_at"].to_numpy(), utc=True),
+        "opportunity_created_at": pd.to_datetime(first_opportunity.reindex(ids).to_numpy(), utc=True),
+    })
+
+
 def load_touchpoints(
     *,
     session: Session,
@@ -722,7 +774,7 @@ def load_touchpoints(
     cohort: bool = False,
     exclude_kinds: Iterable[str] = DEFAULT_EXCLUDED_KINDS,
 ) -> pd.DataFrame:
-    """The touches of the filtered leads, in one statement (plus two tiny name look-ups).
+    """The touches of the filtered leads, in one statement (plus the leads and two tiny name look-ups).
 
     Columns ``lead_id``, ``channel``, ``campaign`` (``"渠道 / 活动"``; ``"渠道 / —"`` without a campaign),
     ``channel_id``, ``campaign_id``, ``occurred_at``. Touches without a channel cannot be credited and are left
@@ -730,23 +782,9 @@ def load_touchpoints(
     region filters choose the leads; the month range ends the touches (period view) or, with ``cohort``,
     chooses the leads by creation month. ``period_inputs`` then cuts the journeys of a period.
     """
-    require(actor, "reports")
-    _, end = filters.months()
-    conditions = [*lead_conditions(actor, filters, source=False, cohort=cohort), Touchpoint.channel_id.is_not(None)]
-    excluded = list(exclude_kinds)
-    if excluded:
-        conditions.append(Touchpoint.kind.not_in(excluded))
-    if end is not None and not cohort:
-        conditions.append(Touchpoint.occurred_at < end)
-    frame = read_frame(
-        session,
-        select(Touchpoint.lead_id, Touchpoint.channel_id, Touchpoint.campaign_id, raw_time(Touchpoint.occurred_at))
-        .join(Lead, Lead.id == Touchpoint.lead_id)
-        .where(*conditions)
-        .order_by(Touchpoint.id),
-        ["lead_id", "channel_id", "campaign_id", "occurred_at"], times=("occurred_at",),
-    )
-    return label_sources(session, frame)
+    data = load_report_data(session=session, actor=actor, owner_ids=filters.owner_ids, regions=filters.regions,
+                            parts=("leads", "touches"), exclude_kinds=exclude_kinds)
+    return touches_from(data, filters, cohort=cohort)
 
 
 def period_inputs(
@@ -769,35 +807,6 @@ def period_inputs(
     return touches[keep], conversions[~before]
 
 
-def label_sources(session: Session, frame: pd.DataFrame) -> pd.DataFrame:
-    """Add ``channel`` and ``campaign`` names to a frame with ``channel_id`` / ``campaign_id``, as categoricals
-    (a million touches share a few dozen names, and the models factorize categoricals for free)."""
-    channels = dict(session.execute(select(Channel.id, Channel.name)).all())
-    campaigns = dict(session.execute(select(Campaign.id, Campaign.name)).all())
-    channel_ids = frame["channel_id"].astype("Int64").fillna(-1).to_numpy(dtype=np.int64)
-    campaign_ids = frame["campaign_id"].astype("Int64").fillna(-1).to_numpy(dtype=np.int64)
-    frame["channel"] = _categorical(channel_ids, lambda i: channels.get(i, f"#{i}") if i >= 0 else None)
-    stride = max(campaigns, default=0) + 2  # (channel, campaign) pairs as one integer key
-    frame["campaign"] = _categorical(
-        channel_ids * stride + (campaign_ids + 1),
-        lambda key: campaign_label(channels.get(key // stride), campaigns.get(key % stride - 1)))
-    return frame
-
-
-def _categorical(keys: np.ndarray, name_of: Callable[[int], str | None]) -> pd.Categorical:
-    """A categorical of ``name_of(key)`` per key, computing each distinct name once."""
-    codes, uniques = pd.factorize(keys)
-    names = pd.Series([name_of(int(key)) for key in uniques], dtype=object)
-    categories = pd.Index(names.drop_duplicates().dropna())
-    name_codes = categories.get_indexer(names)
-    return pd.Categorical.from_codes(name_codes[codes] if len(codes) else codes, categories=categories)
-
-
-def campaign_label(channel: str | None, campaign: str | None) -> str:
-    """How a campaign is named in per-campaign reports: campaign names repeat across channels, so both."""
-    return f"{channel or '—'} / {campaign or '—'}"
-
-
 def load_conversions(
     *,
     session: Session,
@@ -806,7 +815,7 @@ def load_conversions(
     filters: ReportFilter = ReportFilter(),
     cohort: bool = False,
 ) -> pd.DataFrame:
-    """The filtered leads' conversions, in one statement.
+    """The filtered leads' conversions (the leads, their stage changes and opportunities: three statements).
 
     ``converted_at`` is the first arrival at the conversion step or beyond (the funnel's convention); ``value``
     is the amount of the lead's won opportunities for ``won``, of all its opportunities for ``opportunity``,
@@ -814,41 +823,10 @@ def load_conversions(
     W-shaped milestones. Period view: every conversion before the end of the month range (``period_inputs``
     keeps the period's and drops the earlier ones); cohort view: all conversions of the leads created in it.
     """
-    require(actor, "reports")
-    stages = conversion_stages(conversion)
-    _, end = filters.months()
-    reached = (
-        select(StageChange.lead_id, func.min(StageChange.at).label("at"))
-        .where(StageChange.to_stage.in_(stages))
-        .group_by(StageChange.lead_id)
-        .subquery()
-    )
-    amount = Opportunity.amount
-    if conversion == "won":
-        amount = case((Opportunity.stage == "won", Opportunity.amount), else_=0)
-    opportunities = (
-        select(Opportunity.lead_id, func.sum(amount).label("value"), func.min(Opportunity.created_at).label("first"))
-        .group_by(Opportunity.lead_id)
-        .subquery()
-    )
-    # A lead whose current stage is past the step without a StageChange for it was created there.
-    converted_at = func.coalesce(reached.c.at, Lead.created_at)
-    value = func.coalesce(opportunities.c.value, 0) if conversion in ("won", "opportunity") else literal(0.0)
-    conditions = [*lead_conditions(actor, filters, source=False, cohort=cohort),
-                  or_(reached.c.at.is_not(None), Lead.stage.in_(stages))]
-    if end is not None and not cohort:
-        conditions.append(converted_at < end)
-    frame = read_frame(
-        session,
-        select(Lead.id, raw_time(converted_at), value, raw_time(Lead.created_at), raw_time(opportunities.c.first))
-        .join(reached, reached.c.lead_id == Lead.id, isouter=True)
-        .join(opportunities, opportunities.c.lead_id == Lead.id, isouter=True)
-        .where(*conditions),
-        ["lead_id", "converted_at", "value", "lead_created_at", "opportunity_created_at"],
-        times=("converted_at", "lead_created_at", "opportunity_created_at"),
-    )
-    frame["value"] = frame["value"].astype(float)
-    return frame
+    conversion_stages(conversion)
+    data = load_report_data(session=session, actor=actor, owner_ids=filters.owner_ids, regions=filters.regions,
+                            parts=("leads", "changes", "opportunities"))
+    return conversions_from(data, conversion, filters, cohort=cohort)
 
 
 @dataclass
@@ -867,17 +845,19 @@ class JourneyData:
         return period_inputs(self.touchpoints, self.conversions, self.filters, lookback_days)
 
 
+def journey_data_from(data: ReportData, filters: ReportFilter = ReportFilter(), conversion: str = "won", *,
+                      cohort: bool = False) -> JourneyData:
+    return JourneyData(touchpoints=touches_from(data, filters, cohort=cohort),
+                       conversions=conversions_from(data, conversion, filters, cohort=cohort),
+                       conversion=conversion, filters=filters, cohort=cohort)
+
+
 def load_journey_data(*, session: Session, actor: Actor, filters: ReportFilter = ReportFilter(),
-                      conversion: str = "won", cohort: bool = False,
-                      touchpoints: pd.DataFrame | None = None) -> JourneyData:
-    """Touches and conversions in two statements (``touchpoints`` may be passed in when already loaded: they do
-    not depend on the conversion)."""
-    if touchpoints is None:
-        touchpoints = load_touchpoints(session=session, actor=actor, filters=filters, cohort=cohort)
-    conversions = load_conversions(session=session, actor=actor, conversion=conversion, filters=filters,
-                                   cohort=cohort)
-    return JourneyData(touchpoints=touchpoints, conversions=conversions, conversion=conversion, filters=filters,
-                       cohort=cohort)
+                      conversion: str = "won", cohort: bool = False) -> JourneyData:
+    """Touches and conversions of the filtered leads, one statement per table."""
+    conversion_stages(conversion)
+    data = load_report_data(session=session, actor=actor, owner_ids=filters.owner_ids, regions=filters.regions)
+    return journey_data_from(data, filters, conversion, cohort=cohort)
 
 
 def attribution_report(

@@ -25,13 +25,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import ColumnElement, case, exists, func, literal, or_, select, type_coerce
-from sqlalchemy.types import String
+from sqlalchemy import ColumnElement, exists, func, literal, or_, select
 from sqlmodel import Session
 
 from core.auth import Actor, lead_scope, require
 from core.clock import TEAM_TIMEZONE
 from core.lifecycle import MAIN_TRACK
+from core.report_data import ReportData, load_report_data, raw_time, read_frame, to_utc
 from db.models import (
     Campaign,
     Channel,
@@ -93,10 +93,15 @@ def month_start_utc(value: date | None) -> datetime | None:
 
 
 def month_label(values: pd.Series) -> pd.Series:
-    """``YYYY-MM`` of each aware time in the team's time zone (missing stays missing)."""
-    stamps = pd.to_datetime(values, utc=True)
-    local = stamps.dt.tz_convert(TEAM_TIMEZONE)
-    return local.dt.strftime("%Y-%m").where(stamps.notna(), None)
+    """``YYYY-MM`` of each aware time in the team's time zone (missing stays missing).
+
+    Formats each distinct month once: strftime over 100,000 times is slow, over 12 months it is not."""
+    stamps = pd.to_datetime(pd.Series(values), utc=True).dt.tz_convert(TEAM_TIMEZONE)
+    code = (stamps.dt.year * 12 + stamps.dt.month - 1).astype("float64").to_numpy()
+    labels = {c: f"{int(c) // 12:04d}-{int(c) % 12 + 1:02d}" for c in np.unique(code[~np.isnan(code)])}
+    return pd.Series([labels.get(c) for c in code] if len(labels) > 1 else
+                     np.where(np.isnan(code), None, next(iter(labels.values()), None)).tolist(),
+                     index=stamps.index, dtype=object)
 
 
 def lead_conditions(actor: Actor, filters: ReportFilter, *, source: bool = True,
@@ -119,31 +124,6 @@ def lead_conditions(actor: Actor, filters: ReportFilter, *, source: bool = True,
         if end is not None:
             conditions.append(Lead.created_at < end)
     return conditions
-
-
-def raw_time(column: Any) -> Any:
-    """A time column read without per-row conversion (text on SQLite); ``to_utc`` parses a whole column."""
-    return type_coerce(column, String)
-
-
-def to_utc(values: pd.Series | list[Any]) -> pd.Series:
-    """Parse a column of stored times (ISO text from SQLite, datetimes from PostgreSQL) to aware UTC at once."""
-    series = pd.Series(values) if not isinstance(values, pd.Series) else values
-    if len(series) == 0:
-        return pd.Series(pd.to_datetime([], utc=True), index=series.index)
-    first = series.dropna().iloc[0] if series.notna().any() else None
-    if isinstance(first, str):
-        return pd.to_datetime(series, utc=True, format="ISO8601")
-    return pd.to_datetime(series, utc=True)
-
-
-def read_frame(session: Session, statement: Any, columns: list[str], times: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Run one statement and return its rows as a DataFrame (times parsed column-wise)."""
-    rows = session.execute(statement).all()
-    frame = pd.DataFrame.from_records(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
-    for column in times:
-        frame[column] = to_utc(frame[column])
-    return frame
 
 
 def data_version(*, session: Session) -> tuple[Any, ...]:
@@ -179,43 +159,68 @@ class StageHistory:
 
 def stage_history(*, session: Session, actor: Actor, filters: ReportFilter = ReportFilter(),
                   cohort: bool = True, source: bool = True) -> StageHistory:
-    """Two statements: the filtered leads, and their arrivals on the main track."""
-    require(actor, "reports")
-    conditions = lead_conditions(actor, filters, source=source, cohort=cohort)
-    leads = read_frame(
-        session,
-        select(Lead.id, Lead.stage, raw_time(Lead.created_at), Lead.source_channel_id, Lead.source_campaign_id)
-        .where(*conditions),
-        ["id", "stage", "created_at", "source_channel_id", "source_campaign_id"], times=("created_at",),
+    """Two statements: the filtered leads, and their stage changes."""
+    data = load_report_data(session=session, actor=actor, owner_ids=filters.owner_ids, regions=filters.regions,
+                            parts=("leads", "changes"))
+    return history_from(data, filters, cohort=cohort, source=source)
+
+
+def filtered_leads(data: ReportData, filters: ReportFilter, *, cohort: bool = True,
+                   source: bool = True) -> pd.DataFrame:
+    """The rows of ``data.leads`` that ``filters`` keep (the in-memory twin of ``lead_conditions``)."""
+    start, end = filters.months() if cohort else (None, None)
+    mask = data.lead_mask(
+        owner_ids=filters.owner_ids, regions=filters.regions,
+        channel_ids=filters.channel_ids if source else (), campaign_ids=filters.campaign_ids if source else (),
+        created_from=pd.Timestamp(start) if start is not None else None,
+        created_to=pd.Timestamp(end) if end is not None else None,
     )
-    changes = read_frame(
-        session,
-        select(StageChange.lead_id, StageChange.to_stage, raw_time(StageChange.at))
-        .join(Lead, Lead.id == StageChange.lead_id)
-        .where(*conditions, StageChange.to_stage.in_(FUNNEL_STAGES[1:])),
-        ["lead_id", "to_stage", "at"], times=("at",),
-    )
+    return data.leads[mask]
+
+
+def history_from(data: ReportData, filters: ReportFilter = ReportFilter(), *, cohort: bool = True,
+                 source: bool = True) -> StageHistory:
+    """The stage history of the leads ``filters`` keep, from loaded report data."""
+    leads = filtered_leads(data, filters, cohort=cohort, source=source).reset_index(drop=True)
+    changes = data.changes
+    keep = changes["to_stage"].isin(FUNNEL_STAGES[1:]).to_numpy() & changes["lead_id"].isin(leads["id"]).to_numpy()
+    changes = changes[keep].reset_index(drop=True)
     return StageHistory(leads=leads, reached=_first_arrivals(leads, changes), changes=changes)
+
+
+_NAT = np.iinfo(np.int64).max  # "never" in int64 nanoseconds, so minima work without NaN handling
+
+
+def _ns(values: pd.Series) -> np.ndarray:
+    """Aware times as int64 nanoseconds since the epoch (``_NAT`` for missing)."""
+    stamps = pd.to_datetime(values, utc=True)
+    out = stamps.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").view("int64").copy()
+    out[stamps.isna().to_numpy()] = _NAT
+    return out
 
 
 def _first_arrivals(leads: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
     """Per lead, the first time it reached each step or a later one (skips count as passing)."""
     ids = leads["id"].to_numpy(dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    created = _ns(leads["created_at"])
+    position = order[np.searchsorted(ids[order], changes["lead_id"].to_numpy(dtype=np.int64))]
+    at = _ns(changes["at"])
+    rank = changes["to_stage"].map(RANK).to_numpy(dtype=float)
+    current_rank = leads["stage"].map(RANK).fillna(-1).to_numpy(dtype=float)
     reached = pd.DataFrame(index=pd.Index(ids, name="id"))
-    reached[FUNNEL_STAGES[0]] = leads["created_at"].to_numpy()
-    rank = changes["to_stage"].map(RANK).to_numpy()
-    current_rank = leads["stage"].map(RANK).to_numpy()
+    reached[FUNNEL_STAGES[0]] = created
     for stage in FUNNEL_STAGES[1:]:
+        first = np.full(len(ids), _NAT, dtype=np.int64)
         mask = rank >= RANK[stage]
-        first = changes.loc[mask].groupby("lead_id")["at"].min()
-        column = first.reindex(ids)
-        # A lead whose current stage is at or beyond this step but has no StageChange for it (created there):
-        # counted as reached at its creation.
-        missing = column.isna().to_numpy() & (np.nan_to_num(current_rank, nan=-1) >= RANK[stage])
-        column = column.where(~missing, leads["created_at"].to_numpy())
-        reached[stage] = column.to_numpy()
+        np.minimum.at(first, position[mask], at[mask])
+        # A lead whose current stage is at or beyond this step without a StageChange for it was created there.
+        missing = (first == _NAT) & (current_rank >= RANK[stage])
+        first[missing] = created[missing]
+        reached[stage] = first
     for stage in FUNNEL_STAGES:
-        reached[stage] = pd.to_datetime(reached[stage], utc=True)
+        values = reached[stage].to_numpy()
+        reached[stage] = pd.to_datetime(np.where(values == _NAT, np.iinfo(np.int64).min, values), utc=True)
     return reached
 
 
@@ -276,36 +281,33 @@ def funnel_table(history: StageHistory) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=FUNNEL_COLUMNS)
 
 
-def funnel(*, session: Session, actor: Actor, filters: ReportFilter = ReportFilter()) -> pd.DataFrame:
-    """The funnel of the filtered cohort (see the module docstring for the conventions)."""
+def funnel(*, session: Session | None = None, actor: Actor | None = None, filters: ReportFilter = ReportFilter(),
+           data: ReportData | None = None) -> pd.DataFrame:
+    """The funnel of the filtered cohort (see the module docstring for the conventions); from ``data`` when
+    given, else loaded in two statements."""
+    if data is not None:
+        return funnel_table(history_from(data, filters))
+    assert session is not None and actor is not None
     return funnel_table(stage_history(session=session, actor=actor, filters=filters))
 
 
-def side_tracks(*, session: Session, actor: Actor, filters: ReportFilter = ReportFilter()) -> dict[str, int]:
+def side_tracks(*, session: Session | None = None, actor: Actor | None = None,
+                filters: ReportFilter = ReportFilter(), data: ReportData | None = None) -> dict[str, int]:
     """How many of the filtered leads were ever recycled, became an MQL more than once, were disqualified or
-    lost — the leads the funnel's "count once" convention folds in. One statement."""
-    require(actor, "reports")
-    conditions = lead_conditions(actor, filters)
-    per_lead = (
-        select(
-            StageChange.lead_id,
-            func.sum(case((StageChange.to_stage == Stage.RECYCLED, 1), else_=0)).label("recycled"),
-            func.sum(case((StageChange.to_stage == Stage.MQL, 1), else_=0)).label("mql"),
-            func.sum(case((StageChange.to_stage == Stage.DISQUALIFIED, 1), else_=0)).label("disqualified"),
-            func.sum(case((StageChange.to_stage == Stage.LOST, 1), else_=0)).label("lost"),
-        )
-        .join(Lead, Lead.id == StageChange.lead_id)
-        .where(*conditions)
-        .group_by(StageChange.lead_id)
-        .subquery()
-    )
-    row = session.execute(select(
-        func.coalesce(func.sum(case((per_lead.c.recycled > 0, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((per_lead.c.mql > 1, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((per_lead.c.disqualified > 0, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((per_lead.c.lost > 0, 1), else_=0)), 0),
-    )).one()
-    return {"recycled": int(row[0]), "mql_again": int(row[1]), "disqualified": int(row[2]), "lost": int(row[3])}
+    lost — the leads the funnel's "count once" convention folds in."""
+    if data is None:
+        assert session is not None and actor is not None
+        data = load_report_data(session=session, actor=actor, owner_ids=filters.owner_ids,
+                                regions=filters.regions, parts=("leads", "changes"))
+    leads = filtered_leads(data, filters)
+    changes = data.changes[data.changes["lead_id"].isin(leads["id"]).to_numpy()]
+    lead_codes, _ = pd.factorize(changes["lead_id"])
+    counts: dict[str, int] = {}
+    for name, stage, more_than in (("recycled", Stage.RECYCLED, 0), ("mql_again", Stage.MQL, 1),
+                                   ("disqualified", Stage.DISQUALIFIED, 0), ("lost", Stage.LOST, 0)):
+        per_lead = np.bincount(lead_codes[(changes["to_stage"] == stage).to_numpy()])
+        counts[name] = int((per_lead > more_than).sum())
+    return counts
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -27,16 +27,10 @@ import pandas as pd
 from sqlalchemy import select
 from sqlmodel import Session
 
-from core.attribution import (
-    UNATTRIBUTED,
-    AttributionError,
-    JourneyData,
-    attribute_by_key,
-    campaign_label,
-    load_journey_data,
-)
+from core.attribution import UNATTRIBUTED, AttributionError, attribute_by_key, journey_data_from
 from core.auth import Actor, require
-from core.funnel import FUNNEL_STAGES, ReportFilter, month_label, stage_history
+from core.funnel import FUNNEL_STAGES, ReportFilter, history_from, month_label
+from core.report_data import ReportData, campaign_label, load_report_data
 from db.models import Campaign, Channel, ChannelCost
 
 BASES = ("event", "cohort")
@@ -67,12 +61,6 @@ def _in_range(months: pd.Series, filters: ReportFilter) -> pd.Series:
     if high:
         keep &= months <= high
     return keep
-
-
-def _names(session: Session) -> tuple[dict[int, str], dict[int, str]]:
-    channels = dict(session.execute(select(Channel.id, Channel.name)).all())
-    campaigns = dict(session.execute(select(Campaign.id, Campaign.name)).all())
-    return channels, campaigns
 
 
 def _source_labels(channel_ids: pd.Series, campaign_ids: pd.Series, level: str,
@@ -106,19 +94,22 @@ def load_costs(*, session: Session, actor: Actor, filters: ReportFilter = Report
     frame = pd.DataFrame(rows, columns=["month", "channel_id", "campaign_id", "amount"])
     if frame.empty:
         return pd.DataFrame(columns=["month", "source", "cost"])
-    channels, campaigns = _names(session)
+    channels = dict(session.execute(select(Channel.id, Channel.name)).all())
+    campaigns = dict(session.execute(select(Campaign.id, Campaign.name)).all())
     frame["source"] = _source_labels(frame["channel_id"], frame["campaign_id"], level, channels, campaigns)
     frame["month"] = pd.to_datetime(frame["month"]).dt.strftime("%Y-%m")
     return (frame.groupby(["month", "source"], as_index=False)["amount"].sum()
             .rename(columns={"amount": "cost"}))
 
 
-def _lead_counts(*, session: Session, actor: Actor, filters: ReportFilter, level: str, basis: str) -> pd.DataFrame:
-    """Leads, MQLs, SQLs and customers per month and source (long: month, source, step column, count)."""
-    history = stage_history(session=session, actor=actor, filters=filters, cohort=basis == "cohort", source=False)
-    channels, campaigns = _names(session)
+def _lead_counts(data: ReportData, filters: ReportFilter, level: str, basis: str) -> pd.DataFrame:
+    """Leads, MQLs, SQLs and customers per month and source (columns month, source, leads, mqls, sqls,
+    customers)."""
+    history = history_from(data, filters, cohort=basis == "cohort", source=False)
+    campaigns = {cid: name for cid, (name, _) in data.campaigns.items()}
     leads = history.leads.set_index("id")
-    source = _source_labels(leads["source_channel_id"], leads["source_campaign_id"], level, channels, campaigns)
+    source = _source_labels(leads["source_channel_id"], leads["source_campaign_id"], level, data.channels,
+                            campaigns)
     cohort_month = month_label(history.reached[FUNNEL_STAGES[0]])
     parts = []
     for stage, column in COUNT_COLUMNS.items():
@@ -126,40 +117,38 @@ def _lead_counts(*, session: Session, actor: Actor, filters: ReportFilter, level
         months = cohort_month.where(when.notna(), None) if basis == "cohort" else month_label(when)
         frame = pd.DataFrame({"month": months.to_numpy(), "source": source.reindex(when.index).to_numpy()})
         frame = frame[_in_range(frame["month"], filters).to_numpy()]
-        counted = frame.groupby(["month", "source"]).size().rename(column)
-        parts.append(counted)
-    if not parts:
-        return pd.DataFrame(columns=["month", "source", *COUNT_COLUMNS.values()])
-    return pd.concat(parts, axis=1).fillna(0).astype(int).reset_index()
+        parts.append(frame.groupby(["month", "source"]).size().rename(column))
+    table = pd.concat(parts, axis=1).fillna(0).astype(int).reset_index()
+    return table if len(table) else pd.DataFrame(columns=["month", "source", *COUNT_COLUMNS.values()])
 
 
-def _revenue(*, session: Session, actor: Actor, filters: ReportFilter, level: str, basis: str, model: str,
-             lookback_days: float | None, data: JourneyData | None) -> pd.DataFrame:
+def _revenue(data: ReportData, filters: ReportFilter, level: str, basis: str, model: str,
+             lookback_days: float | None) -> pd.DataFrame:
     """Attributed customers and revenue of won deals per month and source."""
     cohort = basis == "cohort"
-    if data is None or data.conversion != "won" or data.cohort != cohort:
-        data = load_journey_data(session=session, actor=actor, filters=filters, conversion="won", cohort=cohort)
-    touches, conversions = data.inputs(lookback_days)
+    touches, conversions = journey_data_from(data, filters, "won", cohort=cohort).inputs(lookback_days)
     # Event basis: the month the deal was won; cohort basis: the month the lead was created.
     conversions = conversions.assign(month=month_label(conversions["lead_created_at" if cohort else "converted_at"]))
+    if cohort:
+        conversions = conversions[_in_range(conversions["month"], filters).to_numpy()]
     if conversions.empty:
         return pd.DataFrame(columns=["month", "source", "attributed_customers", "revenue"])
     credit = attribute_by_key(touches, conversions, model, key="month", by=level, lookback_days=lookback_days)
     return credit.rename(columns={level: "source", "conversions": "attributed_customers", "value": "revenue"})
 
 
-def shown_labels(session: Session, filters: ReportFilter, level: str) -> set[str] | None:
+def shown_labels(data: ReportData, filters: ReportFilter, level: str) -> set[str] | None:
     """Row labels the channel/campaign filter keeps (None keeps all)."""
     if not filters.channel_ids and not filters.campaign_ids:
         return None
-    channels, _ = _names(session)
-    campaigns = session.execute(select(Campaign.id, Campaign.name, Campaign.channel_id)).all()
+    channels, campaigns = data.channels, data.campaigns
     if level == "channel":
-        ids = set(filters.channel_ids) | {ch for cid, _, ch in campaigns if cid in filters.campaign_ids}
+        ids = set(filters.channel_ids) | {ch for cid, (_, ch) in campaigns.items() if cid in filters.campaign_ids}
         return {channels[i] for i in ids if i in channels}
     if filters.campaign_ids:
-        return {campaign_label(channels.get(ch), name) for cid, name, ch in campaigns if cid in filters.campaign_ids}
-    return ({campaign_label(channels.get(ch), name) for _, name, ch in campaigns if ch in filters.channel_ids}
+        return {campaign_label(channels.get(ch), name) for cid, (name, ch) in campaigns.items()
+                if cid in filters.campaign_ids}
+    return ({campaign_label(channels.get(ch), name) for name, ch in campaigns.values() if ch in filters.channel_ids}
             | {campaign_label(channels.get(ch), None) for ch in filters.channel_ids})
 
 
@@ -173,19 +162,20 @@ def roi_table(
     basis: str = "event",
     lookback_days: float | None = 90,
     by_month: bool = False,
-    data: JourneyData | None = None,
+    data: ReportData | None = None,
 ) -> pd.DataFrame:
     """ROI per source (channel or campaign label) over the filter's months, or per month and source.
 
     Columns: ``source`` (and ``month``), then ROI_COLUMNS. The channel/campaign filter chooses the rows.
-    ``data`` may carry already loaded won-deal journeys (``load_journey_data(conversion="won")``).
+    ``data`` may carry the already loaded report data (``core.report_data.load_report_data``).
     """
     require(actor, "reports")
     _check(level, basis)
+    if data is None:
+        data = load_report_data(session=session, actor=actor, owner_ids=filters.owner_ids, regions=filters.regions)
     costs = load_costs(session=session, actor=actor, filters=filters, level=level)
-    counts = _lead_counts(session=session, actor=actor, filters=filters, level=level, basis=basis)
-    revenue = _revenue(session=session, actor=actor, filters=filters, level=level, basis=basis, model=model,
-                       lookback_days=lookback_days, data=data)
+    counts = _lead_counts(data, filters, level, basis)
+    revenue = _revenue(data, filters, level, basis, model, lookback_days)
     keys = ["month", "source"]
     table = costs.merge(counts, on=keys, how="outer").merge(revenue, on=keys, how="outer")
     for column in ("cost", *COUNT_COLUMNS.values(), "attributed_customers", "revenue"):
@@ -196,7 +186,7 @@ def roi_table(
         table = table.groupby("source", as_index=False)[
             ["cost", *COUNT_COLUMNS.values(), "attributed_customers", "revenue"]].sum()
     table = add_ratios(table)
-    shown = shown_labels(session, filters, level)
+    shown = shown_labels(data, filters, level)
     if shown is not None:
         table = table[table["source"].isin(shown)]
     order = ["month", "source"] if by_month else ["source"]
