@@ -31,7 +31,7 @@ from sqlmodel import Session
 from core.auth import Actor, lead_scope, require
 from core.clock import TEAM_TIMEZONE
 from core.lifecycle import MAIN_TRACK
-from core.report_data import ReportData, load_report_data, raw_time, read_frame, to_utc
+from core.report_data import ReportData, campaign_label, load_report_data, raw_time, read_frame, to_utc
 from db.models import (
     Campaign,
     Channel,
@@ -336,21 +336,30 @@ def funnel_leads(
     stage: str = FUNNEL_STAGES[0],
     channel_id: int | None = None,
     campaign_id: int | None = None,
+    no_source: bool = False,
+    no_campaign: bool = False,
     cohort: bool = True,
+    reached_in_months: bool = False,
     limit: int = 100,
     offset: int = 0,
 ) -> tuple[pd.DataFrame, int]:
     """One page of the leads behind a funnel number (and how many there are in all), newest arrival first.
 
-    ``channel_id`` / ``campaign_id`` narrow to one source (the drill-down of a channel row in ROI).
+    ``channel_id`` / ``campaign_id`` narrow to one source, ``no_source`` to leads without one (the drill-down
+    of an ROI row). ``reached_in_months`` counts leads whose first arrival at the step falls in the filter's
+    months (ROI's event basis) instead of leads created in them.
     """
     require(actor, "reports")
-    conditions = [*lead_conditions(actor, filters, cohort=cohort), reached_condition(stage)]
+    conditions = [*lead_conditions(actor, filters, cohort=cohort and not reached_in_months),
+                  reached_condition(stage)]
+    if no_source:
+        conditions.append(Lead.source_channel_id.is_(None))
+    if no_campaign:
+        conditions.append(Lead.source_campaign_id.is_(None))
     if channel_id is not None:
         conditions.append(Lead.source_channel_id == channel_id)
     if campaign_id is not None:
         conditions.append(Lead.source_campaign_id == campaign_id)
-    total = int(session.scalar(select(func.count(Lead.id)).where(*conditions)) or 0)
     if RANK.get(stage, 0) == 0:
         reached_at = Lead.created_at
         reached = None
@@ -362,6 +371,12 @@ def funnel_leads(
             .subquery()
         )
         reached_at = func.coalesce(reached.c.at, Lead.created_at)
+    if reached_in_months:
+        start, end = filters.months()
+        if start is not None:
+            conditions.append(reached_at >= start)
+        if end is not None:
+            conditions.append(reached_at < end)
     statement = (
         select(Lead.id, Lead.name, Lead.company, Lead.province, User.display_name.label("owner"),
                Channel.name.label("channel"), Campaign.name.label("campaign"), Lead.stage, Lead.created_at,
@@ -371,8 +386,11 @@ def funnel_leads(
         .join(Campaign, Campaign.id == Lead.source_campaign_id, isouter=True)
         .where(*conditions)
     )
+    counting = select(func.count(Lead.id)).where(*conditions)
     if reached is not None:
         statement = statement.join(reached, reached.c.lead_id == Lead.id, isouter=True)
+        counting = counting.join(reached, reached.c.lead_id == Lead.id, isouter=True)
+    total = int(session.scalar(counting) or 0)
     statement = statement.order_by(reached_at.desc(), Lead.id.desc()).limit(limit).offset(offset)
     frame = read_frame(session, statement, DRILL_COLUMNS)
     for column in ("created_at", "reached_at"):
@@ -383,6 +401,51 @@ def funnel_leads(
 # ---------------------------------------------------------------------------------------------------------------
 # Snapshot by channel (kept for the channel overview)
 # ---------------------------------------------------------------------------------------------------------------
+def filter_options(*, session: Session, actor: Actor) -> dict[str, Any]:
+    """What the report filters offer: channels, campaigns, lead owners, regions and the months with leads."""
+    require(actor, "reports")
+    channels = session.execute(select(Channel.id, Channel.name).order_by(Channel.id)).all()
+    campaigns = session.execute(select(Campaign.id, Campaign.name, Campaign.channel_id).order_by(Campaign.id)).all()
+    owners = session.execute(
+        select(User.id, User.display_name, User.username)
+        .where(User.id.in_(select(Lead.owner_id).where(Lead.owner_id.is_not(None)).distinct()))
+        .order_by(User.id)
+    ).all()
+    regions = [r for (r,) in session.execute(select(Lead.province).where(Lead.province.is_not(None))
+                                             .distinct().order_by(Lead.province)).all() if r]
+    first, last = session.execute(select(func.min(raw_time(Lead.created_at)), func.max(raw_time(Lead.created_at)))
+                                  .where(Lead.status == LeadStatus.VALID)).one()
+    months: list[date] = []
+    if first is not None:
+        low, high = month_label(to_utc([first, last])).tolist()
+        year, month = int(low[:4]), int(low[5:])
+        while f"{year:04d}-{month:02d}" <= high:
+            months.append(date(year, month, 1))
+            year, month = year + (month == 12), month % 12 + 1
+    names = {cid: name for cid, name in channels}
+    return {
+        "channels": [(cid, name) for cid, name in channels],
+        "campaigns": [(cid, campaign_label(names.get(ch), name), ch) for cid, name, ch in campaigns],
+        "owners": [(uid, display or username) for uid, display, username in owners],
+        "regions": regions,
+        "months": months,
+    }
+
+
+def source_ids(options: dict[str, Any], level: str, label: str) -> dict[str, Any]:
+    """The ``funnel_leads`` arguments that select the leads of an ROI row label (its drill-down)."""
+    channels = {name: cid for cid, name in options["channels"]}
+    if level == "channel":
+        return {"channel_id": channels[label]} if label in channels else {"no_source": True}
+    for cid, campaign, channel_id in options["campaigns"]:
+        if campaign == label:
+            return {"channel_id": channel_id, "campaign_id": cid}
+    channel_name = label.rsplit(" / ", 1)[0]
+    if channel_name in channels:
+        return {"channel_id": channels[channel_name], "no_campaign": True}
+    return {"no_source": True}
+
+
 def stage_counts_by_channel(*, session: Session, actor: Actor, filters: ReportFilter = ReportFilter()
                             ) -> pd.DataFrame:
     """Valid leads by source channel (rows) and current stage (columns, in stage order), with a total column."""
