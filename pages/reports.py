@@ -12,7 +12,6 @@ from datetime import date
 from typing import Any
 
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -45,7 +44,6 @@ from ui.common import (
     number,
     percent,
     require_permission,
-    run_action,
     tr,
 )
 
@@ -93,9 +91,23 @@ def _roi(version: tuple, role: str, key: tuple, model: str, level: str, basis: s
                          basis=basis, lookback_days=lookback, by_month=by_month, data=_data(version, role, _actor))
 
 
-def _drill(func: Any, **kwargs: Any) -> tuple[pd.DataFrame, int]:
-    result = run_action(func, actor=actor, rerun=False, **kwargs)
-    return result if result is not None else (pd.DataFrame(), 0)
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def _funnel_drill(version: tuple, role: str, key: tuple, stage: str, page: int, cohort: bool, in_months: bool,
+                  source: tuple, _actor: Any) -> tuple[pd.DataFrame, int]:
+    with db_session() as session:
+        return funnel_leads(session=session, actor=_actor, filters=ReportFilter(*key), stage=stage, cohort=cohort,
+                            reached_in_months=in_months, limit=DRILL_PAGE, offset=(page - 1) * DRILL_PAGE,
+                            **dict(source))
+
+
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def _credit_drill(version: tuple, role: str, key: tuple, conversion: str, lookback: float | None, level: str,
+                  source: str, _actor: Any) -> tuple[pd.DataFrame, int]:
+    filters = ReportFilter(*key)
+    journeys = journey_data_from(_data(version, role, _actor), filters, conversion)
+    with db_session() as session:
+        return attribution_leads(session=session, actor=_actor, filters=filters, conversion=conversion,
+                                 lookback_days=lookback, channel=source, level=level, data=journeys)
 
 
 def _table(frame: pd.DataFrame, *, filename: str, key: str, money_columns: tuple[str, ...] = (),
@@ -112,6 +124,14 @@ def _table(frame: pd.DataFrame, *, filename: str, key: str, money_columns: tuple
         shown[column] = shown[column].map(lambda v: number(None if pd.isna(v) else v, 2))
     st.dataframe(for_display(shown, values=values, times=times), hide_index=True, width="stretch")
     export_buttons(export, filename=filename, key=key)
+
+
+def _lines(frame: pd.DataFrame, columns: list[str], title: str, y_title: str) -> go.Figure:
+    """One line per column over the months (graph objects: much cheaper to build than plotly.express)."""
+    figure = go.Figure([go.Scatter(x=frame["month"], y=frame[c], mode="lines+markers", name=tr(f"col.{c}"))
+                        for c in columns])
+    figure.update_layout(title=tr(title), xaxis_title=tr("col.month"), yaxis_title=tr(y_title))
+    return figure
 
 
 def _model_name(model: str) -> str:
@@ -176,15 +196,16 @@ with funnel_tab:
 
     st.subheader(tr("reports.drill_title"))
     d1, d2 = st.columns([3, 1])
-    drill_stage = d1.selectbox(tr("reports.drill_stage"), list(FUNNEL_STAGES), format_func=lambda s: label("stage", s),
-                               key="drill_stage")
+    drill_stage = d1.selectbox(tr("reports.drill_stage"), list(FUNNEL_STAGES), index=None,
+                               format_func=lambda s: label("stage", s), key="drill_stage",
+                               placeholder=tr("reports.choose"))
     drill_page = d2.number_input(tr("reports.page"), min_value=1, value=1, step=1, key="drill_page")
-    leads, total = _drill(funnel_leads, filters=filters, stage=drill_stage, limit=DRILL_PAGE,
-                          offset=(int(drill_page) - 1) * DRILL_PAGE)
-    st.caption(tr("reports.drill_count", count=number(total), stage=label("stage", drill_stage)))
-    if total:
-        _table(leads, filename=f"funnel-{drill_stage}", key="drill_export", values={"stage": "stage"},
-               times=("created_at", "reached_at"))
+    if drill_stage:
+        leads, total = _funnel_drill(version, role, key, drill_stage, int(drill_page), True, False, (), actor)
+        st.caption(tr("reports.drill_count", count=number(total), stage=label("stage", drill_stage)))
+        if total:
+            _table(leads, filename=f"funnel-{drill_stage}", key="drill_export", values={"stage": "stage"},
+                   times=("created_at", "reached_at"))
 
 # ---------------------------------------------------------------------------------------------------------------
 # Attribution
@@ -210,13 +231,12 @@ with attribution_tab:
     if credit.empty or credit["conversions"].sum() == 0:
         st.info(tr("reports.no_conversions"))
     else:
-        long = credit.assign(model_name=credit["model"].map(_model_name), source=credit[level].map(_source_name))
-        figure = px.bar(long, x="source", y=metric, color="model_name", barmode="group",
-                        category_orders={"model_name": [_model_name(m) for m in MODELS if m in chosen_models]},
-                        labels={"source": tr(f"col.{level}"), metric: tr(f"col.{metric}"),
-                                "model_name": tr("col.model")},
-                        title=tr("reports.chart.attribution", conversion=tr(f"attribution.conversion.{conversion}")))
-        figure.update_layout(height=440, legend_title_text=tr("col.model"))
+        long = credit.assign(source=credit[level].astype(str).map(_source_name))
+        figure = go.Figure([go.Bar(name=_model_name(model), x=part["source"], y=part[metric])
+                            for model, part in ((m, long[long["model"] == m]) for m in MODELS if m in chosen_models)])
+        figure.update_layout(barmode="group", height=440, legend_title_text=tr("col.model"),
+                             title=tr("reports.chart.attribution", conversion=tr(f"attribution.conversion.{conversion}")),
+                             xaxis_title=tr(f"col.{level}"), yaxis_title=tr(f"col.{metric}"))
         st.plotly_chart(figure, width="stretch", key="attribution_chart")
         wide = long.pivot_table(index="source", columns="model", values=metric, aggfunc="sum", fill_value=0)
         wide = wide.reindex(columns=[m for m in MODELS if m in wide.columns])
@@ -229,12 +249,12 @@ with attribution_tab:
             st.markdown(f"**{_model_name(model)}** — {tr(f'attribution.model_help.{model}')}")
     sources = sorted(credit[level].astype(str).unique()) if not credit.empty else []
     if sources:
-        drill_source = st.selectbox(tr("reports.drill_credit"), sources, format_func=_source_name,
-                                    key="attr_drill")
-        journeys = journey_data_from(_data(version, role, actor), filters, conversion)
-        leads, total = _drill(attribution_leads, filters=filters, conversion=conversion, lookback_days=lookback_days,
-                              channel=drill_source, level=level, data=journeys)
-        st.caption(tr("reports.drill_credit_count", count=number(total), source=_source_name(drill_source)))
+        drill_source = st.selectbox(tr("reports.drill_credit"), sources, index=None, format_func=_source_name,
+                                    key="attr_drill", placeholder=tr("reports.choose"))
+        leads, total = (_credit_drill(version, role, key, conversion, lookback_days, level, drill_source, actor)
+                        if drill_source else (pd.DataFrame(), 0))
+        if drill_source:
+            st.caption(tr("reports.drill_credit_count", count=number(total), source=_source_name(drill_source)))
         if total:
             _table(leads, filename="attribution-leads", key="attr_drill_export", money_columns=("value",),
                    values={"stage": "stage"}, times=("converted_at",))
@@ -262,15 +282,21 @@ with roi_tab:
         st.info(tr("reports.no_costs"))
     else:
         shown = roi.assign(source=roi["source"].map(_source_name))
-        scatter = shown.assign(size=shown["leads"].clip(lower=1))
-        figure = px.scatter(scatter, x="cost", y="revenue", size="size", text="source", hover_name="source",
-                            labels={"cost": tr("col.cost"), "revenue": tr("col.revenue"), "size": tr("col.leads")},
-                            title=tr("reports.chart.cost_revenue"))
-        top = float(max(scatter["cost"].max(), scatter["revenue"].max(), 1.0))
-        figure.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name=tr("reports.break_even"),
-                                    line={"dash": "dot", "color": "gray"}))
-        figure.update_traces(textposition="top center", selector={"mode": "markers+text"})
-        figure.update_layout(height=440)
+        size = shown["leads"].clip(lower=1)
+        top = float(max(shown["cost"].max(), shown["revenue"].max(), 1.0))
+        figure = go.Figure([
+            go.Scatter(x=shown["cost"], y=shown["revenue"], mode="markers+text", text=shown["source"],
+                       textposition="top center", name=tr("col.source"),
+                       marker={"size": size, "sizemode": "area", "sizeref": 2.0 * float(size.max()) / 40 ** 2,
+                               "sizemin": 4},
+                       customdata=shown["leads"],
+                       hovertemplate=f"%{{text}}<br>{tr('col.cost')}: %{{x:,.0f}}<br>{tr('col.revenue')}: "
+                                     f"%{{y:,.0f}}<br>{tr('col.leads')}: %{{customdata}}<extra></extra>"),
+            go.Scatter(x=[0, top], y=[0, top], mode="lines", name=tr("reports.break_even"),
+                       line={"dash": "dot", "color": "gray"}),
+        ])
+        figure.update_layout(height=440, title=tr("reports.chart.cost_revenue"), xaxis_title=tr("col.cost"),
+                             yaxis_title=tr("col.revenue"))
         st.plotly_chart(figure, width="stretch", key="roi_chart")
         _table(shown, filename=f"roi-{roi_level}", key="roi_export",
                money_columns=("cost", "revenue", "cost_per_lead", "cost_per_mql", "cost_per_sql",
@@ -278,16 +304,18 @@ with roi_tab:
                percent_columns=("roi",), number_columns=("roas", "attributed_customers"))
         st.caption(tr("reports.roi_convention"))
         o1, o2 = st.columns(2)
-        roi_source = o1.selectbox(tr("reports.drill_source"), roi["source"].tolist(), format_func=_source_name,
-                                  key="roi_drill_source")
+        roi_source = o1.selectbox(tr("reports.drill_source"), roi["source"].tolist(), index=None,
+                                  format_func=_source_name, key="roi_drill_source", placeholder=tr("reports.choose"))
         roi_stage = o2.selectbox(tr("reports.drill_stage"), ["new", "mql", "sql", "won"],
                                  format_func=lambda s: label("stage", s), key="roi_drill_stage")
-        narrowed = ReportFilter(owner_ids=filters.owner_ids, regions=filters.regions, month_from=filters.month_from,
-                                month_to=filters.month_to)
-        leads, total = _drill(funnel_leads, filters=narrowed, stage=roi_stage, cohort=True,
-                              reached_in_months=basis == "event", limit=DRILL_PAGE,
-                              **source_ids(options, roi_level, roi_source))
-        st.caption(tr("reports.drill_count", count=number(total), stage=label("stage", roi_stage)))
+        total = 0
+        if roi_source:
+            narrowed = ReportFilter(owner_ids=filters.owner_ids, regions=filters.regions,
+                                    month_from=filters.month_from, month_to=filters.month_to)
+            source = tuple(sorted(source_ids(options, roi_level, roi_source).items()))
+            leads, total = _funnel_drill(version, role, astuple(narrowed), roi_stage, 1, True, basis == "event",
+                                         source, actor)
+            st.caption(tr("reports.drill_count", count=number(total), stage=label("stage", roi_stage)))
         if total:
             _table(leads, filename="roi-leads", key="roi_drill_export", values={"stage": "stage"},
                    times=("created_at", "reached_at"))
@@ -303,23 +331,15 @@ with trend_tab:
     else:
         sums = monthly.groupby("month", as_index=False)[["cost", "revenue", "leads", "mqls", "sqls",
                                                           "customers"]].sum()
-        money_long = sums.melt(id_vars="month", value_vars=["cost", "revenue"], var_name="what", value_name="amount")
-        money_long["what"] = money_long["what"].map(lambda c: tr(f"col.{c}"))
-        figure = px.line(money_long, x="month", y="amount", color="what", markers=True,
-                         labels={"month": tr("col.month"), "amount": tr("col.amount"), "what": ""},
-                         title=tr("reports.chart.cost_revenue_trend"))
-        st.plotly_chart(figure, width="stretch", key="trend_money")
-        counts_long = sums.melt(id_vars="month", value_vars=["leads", "mqls", "sqls", "customers"], var_name="what",
-                                value_name="count")
-        counts_long["what"] = counts_long["what"].map(lambda c: tr(f"col.{c}"))
-        figure = px.line(counts_long, x="month", y="count", color="what", markers=True,
-                         labels={"month": tr("col.month"), "count": tr("col.leads"), "what": ""},
-                         title=tr("reports.chart.volume_trend"))
-        st.plotly_chart(figure, width="stretch", key="trend_volume")
+        st.plotly_chart(_lines(sums, ["cost", "revenue"], "reports.chart.cost_revenue_trend", "col.amount"),
+                        width="stretch", key="trend_money")
+        st.plotly_chart(_lines(sums, ["leads", "mqls", "sqls", "customers"], "reports.chart.volume_trend",
+                               "col.leads"), width="stretch", key="trend_volume")
         by_source = monthly.assign(source=monthly["source"].map(_source_name))
-        figure = px.line(by_source, x="month", y="roi", color="source", markers=True,
-                         labels={"month": tr("col.month"), "roi": tr("col.roi"), "source": tr(f"col.{roi_level}")},
-                         title=tr("reports.chart.roi_trend"))
+        figure = go.Figure([go.Scatter(x=part["month"], y=part["roi"], mode="lines+markers", name=source)
+                            for source, part in by_source.groupby("source", sort=True)])
+        figure.update_layout(title=tr("reports.chart.roi_trend"), xaxis_title=tr("col.month"),
+                             yaxis_title=tr("col.roi"), legend_title_text=tr(f"col.{roi_level}"))
         figure.update_yaxes(tickformat=".0%")
         st.plotly_chart(figure, width="stretch", key="trend_roi")
         _table(by_source, filename=f"roi-by-month-{roi_level}", key="trend_export",
