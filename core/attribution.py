@@ -74,6 +74,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -534,18 +536,32 @@ def markov_paths(
     removal effects.
     """
     _check_columns(paths, [path, conversions], "paths")
-    columns = {conversions: "sum"} | ({nulls: "sum"} if nulls else {}) | ({value: "sum"} if value else {})
-    grouped = paths.groupby(path, sort=False, observed=True).agg(columns)
-    strings = grouped.index.to_series(index=None).astype(str)
-    tokens_per_path = strings.str.count(sep).to_numpy() + 1
-    tokens = pd.Series(sep.join(strings).split(sep)).str.strip()
-    codes, labels = pd.factorize(tokens, sort=True)
-    labels = np.asarray(labels, dtype=object)
+    columns = [conversions, *([nulls] if nulls else []), *([value] if value else [])]
+    # Identical paths are grouped first (integer codes, then sums by code): a million journeys cost little more
+    # than their distinct paths.
+    path_codes, distinct = pd.factorize(paths[path], sort=False)
+    sums = {c: np.bincount(path_codes, weights=paths[c].to_numpy(dtype=float), minlength=len(distinct))
+            for c in columns}
+    # Split, trim and encode the channel names in Arrow (C++), not per token in Python.
+    try:  # Arrow-backed strings pass through without a copy
+        arrow = pa.array(distinct).cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        arrow = pa.array(np.asarray(distinct, dtype=object).astype(str), type=pa.string())
+    parts = pc.split_pattern(arrow, pattern=sep)
+    tokens_per_path = pc.list_value_length(parts).to_numpy(zero_copy_only=False).astype(np.int64)
+    encoded = pc.utf8_trim_whitespace(pc.list_flatten(parts)).dictionary_encode()
+    names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    order = np.argsort(names, kind="stable")
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(names))
+    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
+    labels = names[order]
+    strings = distinct
     journey = np.repeat(np.arange(len(strings)), tokens_per_path)
-    conv = grouped[conversions].to_numpy(dtype=float)
-    null = grouped[nulls].to_numpy(dtype=float) if nulls else np.zeros(len(grouped))
-    val = grouped[value].to_numpy(dtype=float) if value else np.zeros(len(grouped))
-    pf, pt, ends = _collapsed_transitions(journey, codes.astype(np.int64))
+    conv = sums[conversions]
+    null = sums[nulls] if nulls else np.zeros(len(strings))
+    val = sums[value] if value else np.zeros(len(strings))
+    pf, pt, ends = _collapsed_transitions(journey, codes)
     # Each step of a path is weighted by how many journeys took that path.
     weight_per_path = conv + null
     same = np.r_[False, journey[1:] == journey[:-1]]
