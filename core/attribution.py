@@ -76,19 +76,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import select
+from sqlalchemy import case, func, literal, or_, select
 from sqlmodel import Session
 
-from core.auth import Actor, lead_scope
+from core.auth import Actor, lead_scope, require
 from core.errors import ValidationError
-from core.funnel import FUNNEL_STAGES, ReportFilter, filtered_leads
+from core.funnel import FUNNEL_STAGES, ReportFilter, filtered_leads, lead_conditions
 from core.report_data import (
     DEFAULT_EXCLUDED_KINDS,
     ReportData,
-    load_report_data,
+    raw_time,
     read_frame,
 )
-from db.models import Channel, Lead, User
+from db.models import Campaign, Channel, Lead, Opportunity, StageChange, Touchpoint, User
 
 RULE_MODELS: tuple[str, ...] = ("first_touch", "last_touch", "linear", "time_decay", "u_shaped", "w_shaped")
 MODELS: tuple[str, ...] = (*RULE_MODELS, "markov", "shapley")
@@ -790,17 +790,38 @@ def load_touchpoints(
     cohort: bool = False,
     exclude_kinds: Iterable[str] = DEFAULT_EXCLUDED_KINDS,
 ) -> pd.DataFrame:
-    """The touches of the filtered leads, in one statement (plus the leads and two tiny name look-ups).
+    """The touches of the filtered leads, in one statement (plus two tiny name look-ups).
 
     Columns ``lead_id``, ``channel``, ``campaign`` (``"渠道 / 活动"``; ``"渠道 / —"`` without a campaign),
     ``channel_id``, ``campaign_id``, ``occurred_at``. Touches without a channel cannot be credited and are left
     out, as are the kinds in ``exclude_kinds`` (an email we sent is not something the lead did). Owner and
     region filters choose the leads; the month range ends the touches (period view) or, with ``cohort``,
-    chooses the leads by creation month. ``period_inputs`` then cuts the journeys of a period.
+    chooses the leads by creation month. ``period_inputs`` then cuts the journeys of a period. The same rows
+    as ``touches_from`` over ``load_report_data`` (the Reports page's in-memory path); a test checks it.
     """
-    data = load_report_data(session=session, actor=actor, owner_ids=filters.owner_ids, regions=filters.regions,
-                            parts=("leads", "touches"), exclude_kinds=exclude_kinds)
-    return touches_from(data, filters, cohort=cohort)
+    require(actor, "reports")
+    _, end = filters.months()
+    conditions = [*lead_conditions(actor, filters, source=False, cohort=cohort), Touchpoint.channel_id.is_not(None)]
+    if excluded := list(exclude_kinds):
+        conditions.append(Touchpoint.kind.not_in(excluded))
+    if end is not None and not cohort:
+        conditions.append(Touchpoint.occurred_at < end)
+    touches = read_frame(
+        session,
+        select(Touchpoint.lead_id, Touchpoint.channel_id, Touchpoint.campaign_id, raw_time(Touchpoint.occurred_at))
+        .join(Lead, Lead.id == Touchpoint.lead_id).where(*conditions).order_by(Touchpoint.id),
+        ["lead_id", "channel_id", "campaign_id", "occurred_at"], times=("occurred_at",),
+        ints=("lead_id", "channel_id"),
+    )
+    touches["campaign_id"] = pd.to_numeric(touches["campaign_id"], errors="coerce").astype("Int64")
+    names = ReportData(
+        leads=pd.DataFrame(), changes=pd.DataFrame(), opportunities=pd.DataFrame(), touches=touches,
+        channels=dict(session.execute(select(Channel.id, Channel.name)).all()),
+        campaigns={cid: (name, channel_id) for cid, name, channel_id in
+                   session.execute(select(Campaign.id, Campaign.name, Campaign.channel_id)).all()},
+    )
+    names.label_touches()
+    return names.touches
 
 
 def period_inputs(
@@ -831,18 +852,51 @@ def load_conversions(
     filters: ReportFilter = ReportFilter(),
     cohort: bool = False,
 ) -> pd.DataFrame:
-    """The filtered leads' conversions (the leads, their stage changes and opportunities: three statements).
+    """The filtered leads' conversions, in one statement.
 
     ``converted_at`` is the first arrival at the conversion step or beyond (the funnel's convention); ``value``
     is the amount of the lead's won opportunities for ``won``, of all its opportunities for ``opportunity``,
     and 0 for MQL and SQL. ``lead_created_at`` and ``opportunity_created_at`` (its first opportunity) are the
     W-shaped milestones. Period view: every conversion before the end of the month range (``period_inputs``
     keeps the period's and drops the earlier ones); cohort view: all conversions of the leads created in it.
+    The same rows as ``conversions_from`` over ``load_report_data``; a test checks it.
     """
-    conversion_stages(conversion)
-    data = load_report_data(session=session, actor=actor, owner_ids=filters.owner_ids, regions=filters.regions,
-                            parts=("leads", "changes", "opportunities"))
-    return conversions_from(data, conversion, filters, cohort=cohort)
+    require(actor, "reports")
+    stages = conversion_stages(conversion)
+    _, end = filters.months()
+    reached = (
+        select(StageChange.lead_id, func.min(StageChange.at).label("at"))
+        .where(StageChange.to_stage.in_(stages))
+        .group_by(StageChange.lead_id)
+        .subquery()
+    )
+    amount = Opportunity.amount
+    if conversion == "won":
+        amount = case((Opportunity.stage == "won", Opportunity.amount), else_=0)
+    opportunities = (
+        select(Opportunity.lead_id, func.sum(amount).label("value"), func.min(Opportunity.created_at).label("first"))
+        .group_by(Opportunity.lead_id)
+        .subquery()
+    )
+    # A lead whose current stage is past the step without a StageChange for it was created there.
+    converted_at = func.coalesce(reached.c.at, Lead.created_at)
+    value = func.coalesce(opportunities.c.value, 0) if conversion in ("won", "opportunity") else literal(0.0)
+    conditions = [*lead_conditions(actor, filters, source=False, cohort=cohort),
+                  or_(reached.c.at.is_not(None), Lead.stage.in_(stages))]
+    if end is not None and not cohort:
+        conditions.append(converted_at < end)
+    frame = read_frame(
+        session,
+        select(Lead.id, raw_time(converted_at), value, raw_time(Lead.created_at), raw_time(opportunities.c.first))
+        .join(reached, reached.c.lead_id == Lead.id, isouter=True)
+        .join(opportunities, opportunities.c.lead_id == Lead.id, isouter=True)
+        .where(*conditions)
+        .order_by(Lead.id),
+        ["lead_id", "converted_at", "value", "lead_created_at", "opportunity_created_at"],
+        times=("converted_at", "lead_created_at", "opportunity_created_at"), ints=("lead_id",),
+    )
+    frame["value"] = frame["value"].astype(float)
+    return frame
 
 
 @dataclass
@@ -870,10 +924,12 @@ def journey_data_from(data: ReportData, filters: ReportFilter = ReportFilter(), 
 
 def load_journey_data(*, session: Session, actor: Actor, filters: ReportFilter = ReportFilter(),
                       conversion: str = "won", cohort: bool = False) -> JourneyData:
-    """Touches and conversions of the filtered leads, one statement per table."""
-    conversion_stages(conversion)
-    data = load_report_data(session=session, actor=actor, owner_ids=filters.owner_ids, regions=filters.regions)
-    return journey_data_from(data, filters, conversion, cohort=cohort)
+    """Touches and conversions of the filtered leads: one statement each."""
+    return JourneyData(
+        touchpoints=load_touchpoints(session=session, actor=actor, filters=filters, cohort=cohort),
+        conversions=load_conversions(session=session, actor=actor, conversion=conversion, filters=filters,
+                                     cohort=cohort),
+        conversion=conversion, filters=filters, cohort=cohort)
 
 
 def attribution_report(

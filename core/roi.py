@@ -182,16 +182,20 @@ def roi_table(
         if column not in table:
             table[column] = 0.0
         table[column] = table[column].astype(float).fillna(0.0)
-    if not by_month:
-        table = table.groupby("source", as_index=False)[
-            ["cost", *COUNT_COLUMNS.values(), "attributed_customers", "revenue"]].sum()
     table = add_ratios(table)
     shown = shown_labels(data, filters, level)
     if shown is not None:
         table = table[table["source"].isin(shown)]
-    order = ["month", "source"] if by_month else ["source"]
-    table = table.sort_values(order if by_month else ["cost", "revenue"], ascending=by_month)
-    return table[[*order, *ROI_COLUMNS]].reset_index(drop=True)
+    table = table.sort_values(["month", "source"])[["month", "source", *ROI_COLUMNS]].reset_index(drop=True)
+    return table if by_month else summarize_months(table)
+
+
+def summarize_months(monthly: pd.DataFrame) -> pd.DataFrame:
+    """The per-source table of the whole period from a per-month ROI table (ratios recomputed from the sums,
+    never averaged), biggest spenders first."""
+    sums = ["cost", *COUNT_COLUMNS.values(), "attributed_customers", "revenue"]
+    table = add_ratios(monthly.groupby("source", as_index=False)[sums].sum())
+    return table.sort_values(["cost", "revenue"], ascending=False)[["source", *ROI_COLUMNS]].reset_index(drop=True)
 
 
 def add_ratios(table: pd.DataFrame) -> pd.DataFrame:

@@ -34,7 +34,7 @@ from core.funnel import (
     source_ids,
 )
 from core.report_data import ReportData, load_report_data
-from core.roi import BASES, LEVELS, roi_table, roi_totals
+from core.roi import BASES, LEVELS, roi_table, roi_totals, summarize_months
 from ui.common import (
     db_session,
     export_buttons,
@@ -271,7 +271,8 @@ with roi_tab:
     basis = r3.radio(tr("reports.basis"), list(BASES), format_func=lambda b: tr(f"reports.basis.{b}"),
                      horizontal=True, key="roi_basis")
     st.caption(tr(f"reports.basis_help.{basis}"))
-    roi = _roi(version, role, key, roi_model, roi_level, basis, lookback_days, False, actor)
+    monthly = _roi(version, role, key, roi_model, roi_level, basis, lookback_days, True, actor)
+    roi = summarize_months(monthly)
     totals = roi_totals(roi) if len(roi) else {}
     m1, m2, m3, m4 = st.columns(4)
     m1.metric(tr("col.cost"), money(totals.get("cost")))
@@ -324,7 +325,6 @@ with roi_tab:
 # Trends
 # ---------------------------------------------------------------------------------------------------------------
 with trend_tab:
-    monthly = _roi(version, role, key, roi_model, roi_level, basis, lookback_days, True, actor)
     st.caption(tr("reports.trends_help", model=_model_name(roi_model), basis=tr(f"reports.basis.{basis}")))
     if monthly.empty:
         st.info(tr("reports.no_costs"))

@@ -174,3 +174,24 @@ def test_reports_need_the_reports_permission(session, world, make_actor):
         roi_table(session=session, actor=rep)
     with pytest.raises(PermissionDenied):
         load_touchpoints(session=session, actor=rep)
+
+
+@pytest.mark.parametrize("conversion", ["mql", "sql", "opportunity", "won"])
+@pytest.mark.parametrize("cohort", [False, True])
+def test_single_statement_loaders_agree_with_the_in_memory_path(session, world, marketer, conversion, cohort):
+    from core.attribution import conversions_from, touches_from
+    from core.report_data import load_report_data
+
+    data = load_report_data(session=session, actor=marketer)
+    for filters in (ReportFilter(), ReportFilter(month_from=FEB, month_to=FEB),
+                    ReportFilter(owner_ids=(world.users["rep1"],), regions=("上海",), month_to=FEB)):
+        sql = load_conversions(session=session, actor=marketer, conversion=conversion, filters=filters, cohort=cohort)
+        memory = conversions_from(data, conversion, filters, cohort=cohort)
+        pd.testing.assert_frame_equal(sql.sort_values("lead_id").reset_index(drop=True),
+                                      memory.sort_values("lead_id").reset_index(drop=True), check_dtype=False)
+        sql_touches = load_touchpoints(session=session, actor=marketer, filters=filters, cohort=cohort)
+        memory_touches = touches_from(data, filters, cohort=cohort)
+        columns = ["lead_id", "channel_id", "campaign_id", "occurred_at"]
+        pd.testing.assert_frame_equal(sql_touches[columns].reset_index(drop=True),
+                                      memory_touches[columns].reset_index(drop=True), check_dtype=False)
+        assert sql_touches["campaign"].astype(str).tolist() == memory_touches["campaign"].astype(str).tolist()
