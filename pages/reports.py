@@ -33,6 +33,7 @@ from core.funnel import (
     side_tracks,
     source_ids,
 )
+from core.i18n import t
 from core.report_data import ReportData, load_report_data
 from core.roi import BASES, LEVELS, roi_table, roi_totals, summarize_months
 from ui.common import (
@@ -40,6 +41,7 @@ from ui.common import (
     export_buttons,
     for_display,
     label,
+    lang,
     money,
     number,
     percent,
@@ -51,6 +53,16 @@ DRILL_PAGE = 100
 
 actor = require_permission("reports")
 st.title(tr("reports.title"))
+# Widgets call their format functions later too (AppTest does so outside the run): bind the language now.
+language = lang()
+
+
+def _tt(key: str, **params: Any) -> str:
+    return t(key, language, **params)
+
+
+def _stage_name(stage: str) -> str:
+    return _tt(f"stage.{stage}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -135,11 +147,11 @@ def _lines(frame: pd.DataFrame, columns: list[str], title: str, y_title: str) ->
 
 
 def _model_name(model: str) -> str:
-    return tr(f"attribution.model.{model}")
+    return _tt(f"attribution.model.{model}")
 
 
 def _source_name(value: str) -> str:
-    return tr("reports.unattributed") if value == UNATTRIBUTED else value
+    return _tt("reports.unattributed") if value == UNATTRIBUTED else value
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -197,7 +209,7 @@ with funnel_tab:
     st.subheader(tr("reports.drill_title"))
     d1, d2 = st.columns([3, 1])
     drill_stage = d1.selectbox(tr("reports.drill_stage"), list(FUNNEL_STAGES), index=None,
-                               format_func=lambda s: label("stage", s), key="drill_stage",
+                               format_func=_stage_name, key="drill_stage",
                                placeholder=tr("reports.choose"))
     drill_page = d2.number_input(tr("reports.page"), min_value=1, value=1, step=1, key="drill_page")
     if drill_stage:
@@ -213,10 +225,10 @@ with funnel_tab:
 with attribution_tab:
     a1, a2, a3, a4 = st.columns(4)
     conversion = a1.selectbox(tr("reports.conversion"), list(CONVERSIONS), index=CONVERSIONS.index("won"),
-                              format_func=lambda c: tr(f"attribution.conversion.{c}"), key="attr_conversion")
+                              format_func=lambda c: _tt(f"attribution.conversion.{c}"), key="attr_conversion")
     lookback = a2.number_input(tr("reports.lookback"), min_value=0, max_value=3650, value=90, step=15,
                                key="attr_lookback", help=tr("reports.lookback_help"))
-    level = a3.radio(tr("reports.level"), list(LEVELS), format_func=lambda v: tr(f"attribution.level.{v}"),
+    level = a3.radio(tr("reports.level"), list(LEVELS), format_func=lambda v: _tt(f"attribution.level.{v}"),
                      horizontal=True, key="attr_level")
     half_life = a4.number_input(tr("reports.half_life"), min_value=0.5, max_value=365.0, value=7.0, step=0.5,
                                 key="attr_half_life")
@@ -227,7 +239,7 @@ with attribution_tab:
     credit = credit[credit["model"].isin(chosen_models)]
     metric = "value" if conversion in ("won", "opportunity") else "conversions"
     metric = st.radio(tr("reports.metric"), ["conversions", "value"], index=["conversions", "value"].index(metric),
-                      format_func=lambda m: tr(f"col.{m}"), horizontal=True, key="attr_metric")
+                      format_func=lambda m: _tt(f"col.{m}"), horizontal=True, key="attr_metric")
     if credit.empty or credit["conversions"].sum() == 0:
         st.info(tr("reports.no_conversions"))
     else:
@@ -266,9 +278,9 @@ with roi_tab:
     r1, r2, r3 = st.columns(3)
     roi_model = r1.selectbox(tr("reports.revenue_model"), list(MODELS), index=MODELS.index("linear"),
                              format_func=_model_name, key="roi_model")
-    roi_level = r2.radio(tr("reports.level"), list(LEVELS), format_func=lambda v: tr(f"attribution.level.{v}"),
+    roi_level = r2.radio(tr("reports.level"), list(LEVELS), format_func=lambda v: _tt(f"attribution.level.{v}"),
                          horizontal=True, key="roi_level")
-    basis = r3.radio(tr("reports.basis"), list(BASES), format_func=lambda b: tr(f"reports.basis.{b}"),
+    basis = r3.radio(tr("reports.basis"), list(BASES), format_func=lambda b: _tt(f"reports.basis.{b}"),
                      horizontal=True, key="roi_basis")
     st.caption(tr(f"reports.basis_help.{basis}"))
     monthly = _roi(version, role, key, roi_model, roi_level, basis, lookback_days, True, actor)
@@ -308,7 +320,7 @@ with roi_tab:
         roi_source = o1.selectbox(tr("reports.drill_source"), roi["source"].tolist(), index=None,
                                   format_func=_source_name, key="roi_drill_source", placeholder=tr("reports.choose"))
         roi_stage = o2.selectbox(tr("reports.drill_stage"), ["new", "mql", "sql", "won"],
-                                 format_func=lambda s: label("stage", s), key="roi_drill_stage")
+                                 format_func=_stage_name, key="roi_drill_stage")
         total = 0
         if roi_source:
             narrowed = ReportFilter(owner_ids=filters.owner_ids, regions=filters.regions,
