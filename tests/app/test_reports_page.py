@@ -15,7 +15,10 @@ from tests.app.conftest import logged_in
 
 
 def _open(username: str = "marketer", lang: str | None = None):
-    at = logged_in(username, lang=lang)
+    at = logged_in(username)
+    if lang:  # the shell's language switch, as a user changes it
+        at.selectbox(key="language_switch").set_value(lang)
+        at.run()
     at.switch_page("pages/reports.py")
     at.run()
     assert not at.exception, at.exception
