@@ -68,7 +68,7 @@ def models_on_database(url: str) -> dict[str, float]:
     engine.dispose()
     print(f"  journeys: {len(conversions):,} conversions, {len(table):,} touches in the table, "
           f"{journeys.n_channels} channels")
-    print(f"  database read (leads, stage changes, deals, touches): {load:.2f} s")
+    print(f"  database read (touches and conversions, one statement each): {load:.2f} s")
     print(f"  6 rule-based models + Markov from the touch table: {models:.2f} s (target < {TARGET_MODELS:.0f} s)")
     print(f"  read + models together: {load + models:.2f} s")
     print(f"  Shapley, 10 channels, closed form: {shapley_time:.2f} s; by enumerating 2^{journeys.n_channels} "

@@ -16,8 +16,11 @@ from tests.app.conftest import logged_in
 
 def _open(username: str = "marketer", lang: str | None = None):
     at = logged_in(username)
-    if lang:  # the shell's language switch, as a user changes it
-        at.selectbox(key="language_switch").set_value(lang)
+    wanted = lang or "zh"
+    # The shell's language switch, as a user changes it (the choice is saved, and the module shares a database:
+    # always set the language a test expects).
+    if at.session_state["lang"] != wanted:
+        at.selectbox(key="language_switch").set_value(wanted)
         at.run()
     at.switch_page("pages/reports.py")
     at.run()
