@@ -442,11 +442,16 @@ _KNOWN_PROPERTIES = ("minutes", "duration_minutes", "watch_minutes", "url", "pag
                      "form", "keyword", "subject", "score", "event")
 
 
-def _label(prefix: str, value: Any, lang: str) -> str:
+def _label(prefixes: str | tuple[str, ...], value: Any, lang: str) -> str:
+    """The catalog label of an enumerated value under the first prefix that has one, else the value itself
+    (step types and reject reasons are defined by other parts of the product and may grow)."""
     if value is None or value == "" or (isinstance(value, float) and pd.isna(value)):
         return ""
-    key = f"{prefix}.{value}"
-    return t(key, lang) if has_key(key) else str(value)
+    for prefix in (prefixes,) if isinstance(prefixes, str) else prefixes:
+        key = f"{prefix}.{value}"
+        if has_key(key):
+            return t(key, lang)
+    return str(value)
 
 
 def _properties_text(data: Any, lang: str) -> str:
@@ -478,29 +483,29 @@ def _event_text(row: Any, lang: str) -> tuple[str, str]:
         add(row.campaign, _properties_text(row.data, lang))
     elif kind == "score":
         points = row.points if row.points is not None and not pd.isna(row.points) else 0
-        label = t("journeys.score_change", lang, component=_label("score_component", what, lang),
+        label = t("journeys.score_change", lang, component=_label("journeys.component", what, lang),
                   points=f"{points:+g}")
-        add(row.campaign, row.detail, _label("score_kind", row.status, lang) if row.status != "rule" else "")
+        add(row.campaign, row.detail, _label("journeys.score_kind", row.status, lang) if row.status != "rule" else "")
     elif kind == "stage":
         label = t("journeys.stage_change", lang, from_stage=_label("stage", row.status, lang) or "—",
                   to_stage=_label("stage", what, lang))
         add(row.by, row.detail)
     elif kind == "workflow":
         label = (_label("journeys.workflow_event", what, lang) if what in ("enrolled", "finished")
-                 else _label("step_type", what, lang))
+                 else _label(("step_type", "journeys.step"), what, lang))
         add(row.campaign, _label("enrollment_status", row.status, lang) if what in ("enrolled", "finished")
-            else _label("step_status", row.status, lang), row.by if what not in ("enrolled", "finished") else "",
+            else _label("journeys.step_status", row.status, lang), row.by if what not in ("enrolled", "finished") else "",
             row.detail)
     elif kind == "message":
-        label = _label("message_channel", what, lang)
-        add(row.detail, row.by, _label("message_status", row.status, lang), row.campaign)
+        label = _label("journeys.channel", what, lang)
+        add(row.detail, row.by, _label("journeys.message_status", row.status, lang), row.campaign)
     elif kind == "assignment":
         if what == "assigned":
             label = t("journeys.assigned_to", lang, rep=row.by or "—")
             add(_label("journeys.routed_by", row.detail, lang), _label("assignment_status", row.status, lang))
         else:
             label = _label("assignment_status", what, lang)
-            add(row.by, _label("reject_reason", row.campaign, lang), row.detail)
+            add(row.by, _label(("reject_reason", "journeys.reject_reason"), row.campaign, lang), row.detail)
     elif kind == "merge":
         label = _label("journeys.merge", what, lang)
         add(f"{row.detail or '—'} (#{row.data})" if row.data is not None else row.detail,
