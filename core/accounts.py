@@ -33,11 +33,11 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session
 
 from core import audit
@@ -70,6 +70,13 @@ def is_free_mail(domain: str | None) -> bool:
     return domain in FREE_MAIL_DOMAINS or domain in _DISPOSABLE
 
 
+def _map_unique(series: pd.Series, func: Any, missing: Any) -> pd.Series:
+    """``func`` once per distinct value, spread back as an object Series (``missing`` where there is no value)."""
+    values = series.to_numpy(dtype=object, na_value=None)
+    mapping = {v: func(v) for v in pd.unique(values[pd.notna(values)])} if len(values) else {}
+    return pd.Series([missing if v is None else mapping[v] for v in values], index=series.index, dtype=object)
+
+
 def corporate_domain(emails: pd.Series) -> pd.Series:
     """The email's domain where it can identify an employer, else ``None`` (vectorized over unique values)."""
 
@@ -81,10 +88,7 @@ def corporate_domain(emails: pd.Series) -> pd.Series:
             return None
         return domain
 
-    values = emails.astype(object)
-    mapping = {v: one(v) for v in pd.unique(values.dropna())}
-    return values.map(lambda v: mapping.get(v) if v is not None and not (isinstance(v, float) and pd.isna(v))
-                      else None).astype(object)
+    return _map_unique(emails, one, None)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -156,9 +160,7 @@ def _classify(series: pd.Series, rules: tuple[tuple[str, re.Pattern[str]], ...],
                 return name
         return default
 
-    values = series.astype(object)
-    mapping = {v: one(v) for v in pd.unique(values.dropna())}
-    return values.map(lambda v: mapping.get(v, default)).astype(object)
+    return _map_unique(series, one, default)
 
 
 def infer_seniority(titles: pd.Series) -> pd.Series:
@@ -173,7 +175,7 @@ def infer_department(titles: pd.Series) -> pd.Series:
 
 def committee_role(seniority: pd.Series) -> pd.Series:
     """Decision makers (C-level, VP), influencers (directors, managers) and users (staff)."""
-    return seniority.map(lambda s: _COMMITTEE_ROLE.get(s, "unknown")).astype(object)
+    return _map_unique(seniority, lambda s: _COMMITTEE_ROLE.get(s, "unknown"), "unknown")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -384,16 +386,14 @@ def _assign(session: Session, leads: pd.DataFrame, now: datetime) -> tuple[Accou
                                        new_rows[start:start + _CHUNK]).all()
             key_to_id.update({name_key: int(account_id) for account_id, name_key in inserted})
         result.created = len(new_rows)
-    leads["new_account"] = leads["key"].map(lambda k: key_to_id.get(k) if isinstance(k, str) else None)
-    old = leads["account_id"].map(lambda v: None if v is None or pd.isna(v) else int(v))
-    changed = leads[[a != b for a, b in zip(leads["new_account"], old, strict=True)]]
-    if not changed.empty:
-        payload = [{"id": int(i), "account_id": None if a is None or pd.isna(a) else int(a)}
-                   for i, a in zip(changed["id"], changed["new_account"], strict=True)]
-        for start in range(0, len(payload), _CHUNK):
-            session.execute(update(Lead), payload[start:start + _CHUNK])
-        result.leads_assigned = len(payload)
-    affected = {int(a) for a in leads["new_account"].dropna()} | {int(a) for a in old.dropna()}
+    new_ids = [key_to_id.get(k) if isinstance(k, str) else None for k in leads["key"]]
+    old_ids = [_int_or_none(v) for v in leads["account_id"]]
+    payload = [{"id": int(lead_id), "account_id": new} for lead_id, new, old in
+               zip(leads["id"], new_ids, old_ids, strict=True) if new != old]
+    for start in range(0, len(payload), _CHUNK):
+        session.execute(update(Lead), payload[start:start + _CHUNK])
+    result.leads_assigned = len(payload)
+    affected = {a for a in new_ids if a is not None} | {a for a in old_ids if a is not None}
     return result, affected
 
 
@@ -444,8 +444,8 @@ def assign_accounts(*, session: Session, lead_ids: Iterable[int], now: datetime)
 
 def _no_target_lists(session: Session) -> ColumnElement[bool]:
     if session.get_bind().dialect.name == "postgresql":
-        return cast(Account.target_lists, JSONB) == cast("[]", JSONB)
-    return cast(Account.target_lists, String).in_(["[]", ""])
+        return func.jsonb_array_length(Account.target_lists) == 0
+    return func.json_array_length(Account.target_lists) == 0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -514,8 +514,9 @@ def _refresh(session: Session, account_ids: list[int] | None, now: datetime) -> 
     updates = []
     for row in figures.itertuples(index=False):
         updates.append({
-            "id": int(row.id), "industry": row.industry, "company_size": row.company_size,
-            "province": row.province, "city": row.city, "engagement_score": float(row.engagement_score),
+            "id": int(row.id), "industry": _text_or_none(row.industry), "company_size": _int_or_none(row.company_size),
+            "province": _text_or_none(row.province), "city": _text_or_none(row.city),
+            "engagement_score": float(row.engagement_score),
             "fit_score": float(row.fit_score), "is_customer": bool(row.is_customer),
             "mqa_at": None if pd.isna(row.mqa_at) else pd.Timestamp(row.mqa_at).to_pydatetime(),
         })
@@ -526,6 +527,10 @@ def _refresh(session: Session, account_ids: list[int] | None, now: datetime) -> 
 
 def _int_or_none(value: Any) -> int | None:
     return None if value is None or pd.isna(value) else int(value)
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def account_figures(
@@ -674,7 +679,7 @@ def _contact_summary() -> Any:
 
 def _in_target_list(session: Session, name: str) -> ColumnElement[bool]:
     if session.get_bind().dialect.name == "postgresql":
-        return cast(Account.target_lists, JSONB).contains(cast(func.jsonb_build_array(name), JSONB))
+        return Account.target_lists.op("@>")(func.jsonb_build_array(cast(literal(name), String)))
     member = func.json_each(Account.target_lists).table_valued("value").alias("member")
     return exists(select(1).select_from(member).where(member.c.value == name))
 
