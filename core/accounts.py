@@ -42,7 +42,7 @@ from sqlmodel import Session
 
 from core import audit
 from core.auth import Actor, lead_scope, require
-from core.errors import NotFound, ValidationError
+from core.errors import NotFound, Term, ValidationError
 from core.journeys import PASSIVE_KINDS, TIMELINE_PAGE, leads_timeline
 from core.settings import get_setting, set_setting
 from db.models import Account, Lead, LeadStatus, Opportunity, Role, Stage, Touchpoint, User
@@ -228,14 +228,17 @@ def _clean_list(values: Any) -> list[str]:
 
 
 def _optional_int(value: Any, field: str) -> int | None:
+    """A whole number or nothing; ``field`` names the form field in the message (``accounts.field.<name>``)."""
     if value is None or value == "":
         return None
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise ValidationError(f"{field} must be a whole number.", key="accounts.not_a_number", field=field) from None
+        raise ValidationError(f"{field} must be a whole number.", key="accounts.not_a_number",
+                              field=Term("accounts.field", field)) from None
     if number < 0:
-        raise ValidationError(f"{field} cannot be negative.", key="accounts.negative", field=field)
+        raise ValidationError(f"{field} cannot be negative.", key="accounts.negative",
+                              field=Term("accounts.field", field))
     return number
 
 
@@ -260,13 +263,13 @@ def save_icp(
                               size_min=clean["size_min"], size_max=clean["size_max"])
     weights = {**ICP_DEFAULTS["weights"], **(icp.get("weights") or {})}
     for name in ICP_CRITERIA:
-        clean["weights"][name] = _optional_int(weights.get(name), f"weight {name}") or 0
+        clean["weights"][name] = _optional_int(weights.get(name), name) or 0
     set_setting(session, "icp", clean, actor_id=actor.id or None)
     changes: dict[str, Any] = {"icp": clean}
     if abm is not None:
         clean_abm = {name: _optional_int(abm.get(name, default), name) or 0 for name, default in ABM_DEFAULTS.items()}
         if clean_abm["mqa_people"] < 1 or clean_abm["mqa_days"] < 1:
-            raise ValidationError("The MQA rule needs at least one person and one day.", key="accounts.mqa_rule")
+            raise ValidationError("The MQA rule needs at least one person and one day.", key="accounts.mqa_rule_invalid")
         set_setting(session, "abm", clean_abm, actor_id=actor.id or None)
         changes["abm"] = clean_abm
     session.flush()

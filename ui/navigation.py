@@ -28,6 +28,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("rules", "pages/rules.py", ":material/rule:", "marketing", ("rules",)),
     PageSpec("workflows", "pages/workflows.py", ":material/account_tree:", "marketing", ("workflows",)),
     PageSpec("journeys", "pages/journeys.py", ":material/timeline:", "insight", ("journeys",)),
+    PageSpec("accounts", "pages/accounts.py", ":material/domain:", "insight", ("accounts",)),
     PageSpec("reports", "pages/reports.py", ":material/monitoring:", "insight", ("reports",)),
     PageSpec("admin", "pages/admin.py", ":material/settings:", "admin", ("admin",)),
 )
