@@ -605,7 +605,8 @@ def icp_fit(accounts: pd.DataFrame, contacts: pd.DataFrame, icp: dict[str, Any])
     """Each account's fit against the ICP, 0–100, with one boolean column per configured criterion.
 
     A criterion the team left empty does not count (neither for nor against); the score is the matched weight
-    over the weight of the configured criteria. Industries and regions match case-insensitively and as
+    over the weight of the configured criteria. Having a senior contact (director or above, in the ICP's
+    departments when it names some) counts as soon as the team defined anything; with no ICP every fit is 0. Industries and regions match case-insensitively and as
     substrings ("制造" matches "汽车制造"); regions match the province or the city.
     """
     weights = {**ICP_DEFAULTS["weights"], **(icp.get("weights") or {})}
@@ -633,6 +634,10 @@ def icp_fit(accounts: pd.DataFrame, contacts: pd.DataFrame, icp: dict[str, Any])
         configured["region"] = pd.Series([region_ok(p, c) for p, c in zip(accounts["province"], accounts["city"],
                                                                              strict=True)], index=accounts.index)
     departments = _clean_list(icp.get("departments"))
+    if not configured and not departments:
+        # No profile defined yet: no account fits or misfits it.
+        frame["fit_score"] = 0.0
+        return frame
     if weights.get("committee") and not contacts.empty and "seniority" in contacts:
         senior = contacts["seniority"].isin(["c_level", "vp", "director"])
         if departments:

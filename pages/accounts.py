@@ -51,8 +51,8 @@ st.title(tr("accounts.title"))
 show_flash()
 
 
-def flag(value: object) -> str:
-    return "✅" if value else ""
+def yes_no(value: object) -> str:
+    return tr("common.true") if value else tr("common.false")
 
 
 # --- Filters ---------------------------------------------------------------------------------------------------
@@ -103,14 +103,14 @@ else:
     shown = frame.copy()
     shown["target_lists"] = shown["target_lists"].map(lambda v: "、".join(v or []))
     shown["mqa_at"] = shown["mqa_at"].map(lambda v: local_time(v) if pd.notna(v) else "")
-    shown["is_customer"] = shown["is_customer"].map(flag)
+    shown["is_customer"] = shown["is_customer"].map(yes_no)
+    shown["owner"] = shown["owner"].fillna("—")
     shown["fit_score"] = shown["fit_score"].map(lambda v: number(v))
     shown["engagement_score"] = shown["engagement_score"].map(lambda v: number(v))
     chosen = show_grid(
         for_display(shown, values={"stage": "stage"}, times=("last_activity_at",),
-                    columns=["name", "domain", "industry", "company_size", "contacts", "stage", "fit_score",
-                             "engagement_score", "mqa_at", "target_lists", "owner", "is_customer",
-                             "last_activity_at"]),
+                    columns=["name", "industry", "contacts", "stage", "fit_score", "engagement_score", "mqa_at",
+                             "target_lists", "owner"]),
         key=f"accounts_grid_{page}", selection="multiple", height=360,
     )
     if not chosen.empty:
@@ -178,9 +178,10 @@ stage_box.metric(tr("col.stage"), label("stage", account["stage"]))
 contacts_box.metric(tr("col.contacts"), number(account["contacts"]))
 fit_box.metric(tr("accounts.fit"), number(account["fit_score"]))
 engagement_box.metric(tr("accounts.engagement"), number(account["engagement_score"]))
-mqa_box.metric("MQA", local_time(account["mqa_at"]) if account["mqa_at"] else tr("common.false"))
+mqa_box.metric("MQA", local_time(account["mqa_at"])[:10] if account["mqa_at"] else tr("common.false"),
+               help=tr("accounts.mqa_help"))
 st.caption(tr("accounts.facts", industry=account["industry"] or "—",
-              size=number(account["company_size"]) if account["company_size"] else "—",
+              size=tr("accounts.size_people", n=number(account["company_size"])) if account["company_size"] else "—",
               region=" ".join(p for p in (account["province"], account["city"]) if p) or "—",
               owner=account["owner"] or "—", lists="、".join(account["target_lists"]) or "—"))
 
@@ -191,7 +192,8 @@ if fit.empty:
 else:
     fit = fit.copy()
     fit["criterion"] = fit["criterion"].map(lambda c: tr(f"accounts.criterion.{c}"))
-    fit["matched"] = fit["matched"].map(lambda m: "✅" if m else "—")
+    fit["matched"] = fit["matched"].map(yes_no)
+    fit["weight"] = fit["weight"].map(lambda w: number(w))
     st.dataframe(for_display(fit), hide_index=True, width="stretch")
 
 st.markdown(f"#### {tr('accounts.committee')}")
@@ -202,6 +204,7 @@ else:
     people["seniority"] = people["seniority"].map(lambda s: tr(f"accounts.seniority.{s}"))
     people["department"] = people["department"].map(lambda d: tr(f"accounts.department.{d}"))
     people["role"] = people["role"].map(lambda r: tr(f"accounts.role.{r}"))
+    people["owner"] = people["owner"].fillna("—")
     st.dataframe(for_display(people, values={"stage": "stage"}, times=("last_activity_at",),
                              columns=["name", "title", "role", "seniority", "department", "stage",
                                       "engagement_score", "owner", "last_activity_at"]),

@@ -68,29 +68,10 @@ def yes_no(value: object) -> str:
 
 def show_profile(lead_id: int) -> None:
     """Identity, account, ownership, scores with their explanation, then the filtered, paged timeline."""
-    kinds = st.pills(tr("journeys.kinds"), TIMELINE_KINDS, default=list(TIMELINE_KINDS), selection_mode="multi",
-                     format_func=lambda k: label("timeline_kind", k), key="journeys_kinds")
-    left, right = st.columns([1, 2])
-    choice = left.selectbox(tr("journeys.period"), PERIODS, format_func=lambda p: tr(f"journeys.period_{p}"),
-                            key="journeys_period")
-    custom = None
-    if choice == "custom":
-        today = utcnow().astimezone(TEAM_TIMEZONE).date()
-        custom = right.date_input(tr("journeys.period_range"), value=(today - timedelta(days=30), today),
-                                  key="journeys_range")
-    since, until = period_bounds(choice, custom)
     try:
         with db_session() as session:
             profile = lead_profile(session=session, actor=actor, lead_id=lead_id)
             explained = score_explanation(session=session, actor=actor, lead_id=lead_id)
-            total = timeline_count(session=session, actor=actor, lead_id=lead_id, kinds=kinds, since=since,
-                                   until=until)
-            pages = max(1, -(-total // PAGE_SIZE))
-            page = min(max(int(st.session_state.get(f"journeys_page_{lead_id}", 1)), 1), pages)
-            events = timeline(session=session, actor=actor, lead_id=lead_id, kinds=kinds, since=since,
-                              until=until, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-            export = timeline_export(session=session, actor=actor, lead_id=lead_id, lang=lang(), kinds=kinds,
-                                     since=since, until=until)
     except LeadLoopError as error:
         show_error(error)
         return
@@ -102,8 +83,13 @@ def show_profile(lead_id: int) -> None:
     if profile["status"] != "valid":
         st.warning(tr("journeys.not_valid", status=label("lead_status", profile["status"]),
                       reason=profile.get("invalid_reason") or "—"))
-    stage, grade, fit, engagement = st.columns(4)
-    stage.metric(tr("col.stage"), label("stage", profile["stage"]))
+    badges = [f":blue-badge[{tr('col.stage')}: {label('stage', profile['stage'])}]"]
+    if profile["account_info"] and profile["account_info"]["mqa_at"]:
+        badges.append(":orange-badge[MQA]")
+    if profile["unsubscribed"]:
+        badges.append(f":gray-badge[{tr('journeys.unsubscribed')}]")
+    st.markdown(" ".join(badges))
+    grade, fit, engagement = st.columns(3)
     grade.metric(tr("col.grade"), profile["grade"] or "—")
     fit.metric(tr("col.fit_score"), number(profile["fit_score"]))
     engagement.metric(tr("col.engagement_score"), number(profile["engagement_score"]))
@@ -138,11 +124,12 @@ def show_profile(lead_id: int) -> None:
             )
     with ownership:
         st.markdown(f"**{tr('journeys.ownership')}**")
+        utm = " / ".join(p for p in (profile["utm_source"], profile["utm_medium"], profile["utm_campaign"]) if p)
         st.markdown(
             f"{tr('col.owner')}: {profile['owner'] or '—'}  \n"
             f"{tr('col.channel')}: {profile['channel'] or '—'}  \n"
             f"{tr('col.campaign')}: {profile['campaign'] or '—'}  \n"
-            f"UTM: {' / '.join(p for p in (profile['utm_source'], profile['utm_medium'], profile['utm_campaign']) if p) or '—'}  \n"
+            f"UTM: {utm or '—'}  \n"
             f"{tr('col.created_at')}: {local_time(profile['created_at'])}  \n"
             f"{tr('col.last_activity_at')}: {local_time(profile['last_activity_at'])}"
         )
@@ -160,19 +147,39 @@ def show_profile(lead_id: int) -> None:
             st.dataframe(for_display(explained, times=("last_at",)), hide_index=True, width="stretch")
 
     st.markdown(f"#### {tr('journeys.timeline')}")
+    kinds = st.pills(tr("journeys.kinds"), TIMELINE_KINDS, default=list(TIMELINE_KINDS), selection_mode="multi",
+                     format_func=lambda k: label("timeline_kind", k), key="journeys_kinds")
+    left, right = st.columns([1, 2])
+    choice = left.selectbox(tr("journeys.period"), PERIODS, format_func=lambda p: tr(f"journeys.period_{p}"),
+                            key="journeys_period")
+    custom = None
+    if choice == "custom":
+        today = utcnow().astimezone(TEAM_TIMEZONE).date()
+        custom = right.date_input(tr("journeys.period_range"), value=(today - timedelta(days=30), today),
+                                  key="journeys_range")
+    since, until = period_bounds(choice, custom)
+    page_key = f"journeys_page_{lead_id}"
+    with db_session() as session:
+        total = timeline_count(session=session, actor=actor, lead_id=lead_id, kinds=kinds, since=since, until=until)
+        pages = max(1, -(-total // PAGE_SIZE))
+        page = min(max(int(st.session_state.get(page_key, 1)), 1), pages)
+        events = timeline(session=session, actor=actor, lead_id=lead_id, kinds=kinds, since=since, until=until,
+                          limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        export = timeline_export(session=session, actor=actor, lead_id=lead_id, lang=lang(), kinds=kinds,
+                                 since=since, until=until)
     st.caption(tr("journeys.timeline_count", n=number(total), page=number(page), pages=number(pages)))
     if pages > 1:
         # The page number lives in the widget's state; a narrower filter can leave it past the last page.
-        if st.session_state.get(f"journeys_page_{lead_id}") != page:
-            st.session_state[f"journeys_page_{lead_id}"] = page
-        st.number_input(tr("journeys.page"), min_value=1, max_value=pages, step=1, key=f"journeys_page_{lead_id}")
+        if st.session_state.get(page_key) != page:
+            st.session_state[page_key] = page
+        st.number_input(tr("journeys.page"), min_value=1, max_value=pages, step=1, key=page_key)
     if events.empty:
         st.info(tr("journeys.no_events"))
         return
     people = timeline_for_people(events, lang())
     show_grid(for_display(people, values={"kind": "timeline_kind"}, times=("at",),
                           columns=["at", "kind", "what", "detail", "channel"]),
-              key=f"journeys_timeline_{lead_id}", height=420)
+              key=f"journeys_timeline_{lead_id}", height=min(480, 70 + 29 * len(people)))
     export_buttons(for_display(export, values={"kind": "timeline_kind"}, times=("at",)),
                    filename=f"lead-{lead_id}-timeline", key="timeline_export")
 
@@ -195,7 +202,7 @@ def leads_view() -> None:
             digest = hashlib.sha1(query.strip().encode("utf-8")).hexdigest()[:10]
             chosen = show_grid(
                 for_display(results, values={"stage": "stage", "status": "lead_status"}),
-                key=f"journeys_results_{digest}", selection="single", height=300,
+                key=f"journeys_results_{digest}", selection="single", height=min(300, 70 + 29 * len(results)),
             )
             if not chosen.empty:
                 selected_id = int(results.loc[chosen.index[0], "id"])

@@ -186,6 +186,7 @@ def test_fit_against_the_icp_the_marketers_define(session, make_actor):
         {"name": "乙", "company": "蓝海物流", "industry": "物流", "company_size": 50, "province": "广东"},
     ])
     rebuild_accounts(session=session, now=NOW)
+    assert {a.fit_score for a in accounts_by_name(session).values()} == {0}, "no ICP yet: nothing fits"
     with pytest.raises(PermissionDenied):
         save_icp(session=session, actor=manager, icp={"industries": ["软件"]}, now=NOW)
     with pytest.raises(ValidationError) as error:
