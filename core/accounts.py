@@ -45,7 +45,7 @@ from core.auth import Actor, lead_scope, require
 from core.errors import NotFound, Term, ValidationError
 from core.journeys import PASSIVE_KINDS, TIMELINE_PAGE, leads_timeline
 from core.settings import get_setting, set_setting
-from db.models import Account, Lead, LeadStatus, Opportunity, Role, Stage, Touchpoint, User
+from db.models import Account, Lead, LeadStatus, Opportunity, Role, Stage, Touchpoint, TouchpointKind, User
 
 _CHUNK = 1000
 
@@ -202,6 +202,9 @@ ABM_DEFAULTS: dict[str, Any] = {
     "mqa_min_engagement": 0,
 }
 ICP_CRITERIA = ("industry", "size", "region", "committee")
+# What does not show a person engaging: mail sent to them, a file import, and opens (mail clients that load
+# images on their own make opens unreliable).
+MQA_IGNORED_KINDS: tuple[str, ...] = (*(str(k) for k in PASSIVE_KINDS), str(TouchpointKind.EMAIL_OPEN))
 
 
 def get_icp(session: Session) -> dict[str, Any]:
@@ -308,32 +311,46 @@ def _load_leads(session: Session, lead_ids: list[int] | None) -> pd.DataFrame:
     return pd.DataFrame([tuple(r) for r in rows], columns=_LEAD_COLUMNS)
 
 
-def _mode(series: pd.Series) -> Any:
-    values = series.dropna()
-    values = values[values.astype(str).str.strip() != ""]
-    if values.empty:
-        return None
-    counts = values.value_counts()
-    top = counts[counts == counts.iloc[0]].index
-    return sorted(top, key=str)[0]  # ties broken alphabetically, so a rebuild is deterministic
+def _group_mode(keys: pd.Series, values: pd.Series) -> dict[Any, Any]:
+    """The most common non-blank value per key, vectorized (ties broken alphabetically: rebuilds are stable)."""
+    frame = pd.DataFrame({"k": keys.to_numpy(dtype=object, na_value=None),
+                          "v": values.to_numpy(dtype=object, na_value=None)})
+    frame = frame[frame["k"].notna() & frame["v"].notna()]
+    frame["v"] = frame["v"].map(lambda v: v.strip() if isinstance(v, str) else v)
+    frame = frame[frame["v"] != ""]
+    if frame.empty:
+        return {}
+    frame["v_text"] = frame["v"].astype(str)
+    counts = frame.groupby(["k", "v_text"], sort=False).agg(n=("v", "size"), v=("v", "first")).reset_index()
+    counts = counts.sort_values(["k", "n", "v_text"], ascending=[True, False, True], kind="stable")
+    top = counts.drop_duplicates("k")
+    return dict(zip(top["k"], top["v"], strict=True))
 
 
 def _account_keys(leads: pd.DataFrame, accounts: pd.DataFrame) -> pd.Series:
-    """The account key of every lead: its company key, else the company key its corporate domain belongs to,
-    else the domain itself (domains contain a dot, company keys never do, so the two cannot collide)."""
-    company = leads["company_key"].where(leads["company_key"].notna() & (leads["company_key"] != ""), None)
+    """The account key of every lead.
+
+    A corporate domain is the strongest sign of an employer, so it decides first: the lead joins the company that
+    owns its domain — an existing company account with that domain, else the company most of that domain's
+    leads name (so "Jiachuan Software Co., Ltd." with @jiachuan.com joins 成都嘉川软件). Without a corporate
+    domain the company key decides; with neither, there is no account. A domain nobody names becomes a key of
+    its own (domains contain a dot, company keys never do, so the two cannot collide).
+    """
+    company = leads["company_key"].map(lambda k: k if isinstance(k, str) and k else None)
     domain = leads["domain"]
-    named = pd.DataFrame({"domain": domain, "key": company}).dropna()
-    domain_owner: dict[str, str] = {}
-    if not accounts.empty:
-        for row in accounts.dropna(subset=["domain"]).itertuples(index=False):
-            if "." not in str(row.name_key):
-                domain_owner.setdefault(row.domain, row.name_key)
-    if not named.empty:
-        for dom, group in named.groupby("domain"):
-            domain_owner[str(dom)] = _mode(group["key"])
-    fallback = domain.map(lambda d: domain_owner.get(d, d) if isinstance(d, str) else None)
-    return company.combine_first(fallback).astype(object)
+    named_accounts: dict[str, str] = {}
+    domain_accounts: dict[str, str] = {}
+    for name_key, account_domain in sorted(zip(accounts["name_key"], accounts["domain"], strict=True),
+                                           key=lambda pair: str(pair[0])):
+        if isinstance(account_domain, str) and account_domain:
+            target = named_accounts if key_is_company(str(name_key)) else domain_accounts
+            target.setdefault(account_domain, str(name_key))
+    named_by_leads = _group_mode(domain, company)
+    owners: dict[str, str] = {}
+    for dom in {d for d in domain if isinstance(d, str)}:
+        owners[dom] = named_accounts.get(dom) or named_by_leads.get(dom) or domain_accounts.get(dom) or dom
+    keys = [owners[d] if isinstance(d, str) else c for d, c in zip(domain, company, strict=True)]
+    return pd.Series(keys, index=leads.index, dtype=object)
 
 
 def _assign(session: Session, leads: pd.DataFrame, now: datetime) -> tuple[AccountBuild, set[int]]:
@@ -348,38 +365,38 @@ def _assign(session: Session, leads: pd.DataFrame, now: datetime) -> tuple[Accou
         columns=["id", "name_key", "domain"],
     )
     leads["key"] = _account_keys(leads, accounts)
-    keyed = leads.dropna(subset=["key"])
-    by_key = dict(zip(accounts["name_key"], accounts["id"], strict=True))
+    keyed = leads[leads["key"].notna()]
+    by_key = {str(k): int(i) for k, i in zip(accounts["name_key"], accounts["id"], strict=True)}
+    key_of_id = {i: k for k, i in by_key.items()}
     by_domain: dict[str, int] = {}
     for row in accounts.dropna(subset=["domain"]).sort_values("id").itertuples(index=False):
         by_domain.setdefault(row.domain, int(row.id))
+    names = _group_mode(keyed["key"], keyed["company"])
+    domains = _group_mode(keyed["key"], keyed["domain"])
+    wanted = set(keyed["key"])
 
-    groups = keyed.groupby("key", sort=True)
     new_rows: list[dict[str, Any]] = []
     renames: list[dict[str, Any]] = []
     claimed: set[int] = set()
     key_to_id: dict[str, int] = {}
-    for key, group in groups:
-        key = str(key)
+    for key in sorted(wanted):
         if key in by_key:
-            key_to_id[key] = int(by_key[key])
-            claimed.add(int(by_key[key]))
+            key_to_id[key] = by_key[key]
+            claimed.add(by_key[key])
             continue
-        dominant = _mode(group["domain"])
+        dominant = domains.get(key)
         reuse = by_domain.get(dominant) if dominant else None
         # A domain-only account whose people now give a company name becomes that company (keeping its owner and
         # lists) instead of leaving an orphan behind.
         if reuse is not None and reuse not in claimed and key_is_company(key):
-            reuse_key = accounts.loc[accounts["id"] == reuse, "name_key"].iloc[0]
-            if not key_is_company(str(reuse_key)) and reuse_key not in set(keyed["key"]):
+            reuse_key = key_of_id.get(reuse, "")
+            if not key_is_company(reuse_key) and reuse_key not in wanted:
                 key_to_id[key] = reuse
                 claimed.add(reuse)
-                renames.append({"id": reuse, "name_key": key, "name": _mode(group["company"]) or key})
+                renames.append({"id": reuse, "name_key": key[:256], "name": (names.get(key) or key)[:256]})
                 continue
-        new_rows.append({
-            "name": (_mode(group["company"].map(lambda c: c.strip() if isinstance(c, str) else None)) or key)[:256],
-            "name_key": key[:256], "domain": dominant, "target_lists": [], "created_at": now,
-        })
+        new_rows.append({"name": (names.get(key) or key)[:256], "name_key": key[:256], "domain": dominant,
+                         "target_lists": [], "created_at": now})
     if renames:
         session.execute(update(Account), renames)
         result.renamed = len(renames)
@@ -492,7 +509,7 @@ def _refresh(session: Session, account_ids: list[int] | None, now: datetime) -> 
         .join(Lead, Lead.id == Touchpoint.lead_id)
         .where(Lead.status == LeadStatus.VALID, Lead.account_id.is_not(None),
                Touchpoint.occurred_at >= window_start, Touchpoint.occurred_at <= now,
-               Touchpoint.kind.not_in([str(k) for k in PASSIVE_KINDS]))
+               Touchpoint.kind.not_in(MQA_IGNORED_KINDS))
         .group_by(Lead.account_id, Touchpoint.lead_id)
     )
     account_rows, contact_rows, touch_rows = [], [], []
@@ -554,12 +571,9 @@ def account_figures(
     contacts = contacts.copy()
     if not contacts.empty:
         grouped = contacts.groupby("account_id")
-        fill = pd.DataFrame({
-            "c_industry": grouped["industry"].agg(_mode),
-            "c_province": grouped["province"].agg(_mode),
-            "c_city": grouped["city"].agg(_mode),
-            "c_size": grouped["company_size"].max(),
-        })
+        fill = pd.DataFrame({"c_size": grouped["company_size"].max()})
+        for column in ("industry", "province", "city"):
+            fill[f"c_{column}"] = fill.index.map(_group_mode(contacts["account_id"], contacts[column]))
         capped = contacts["engagement_score"].fillna(0).clip(lower=0, upper=float(abm["contact_cap"]))
         fill["engagement"] = capped.groupby(contacts["account_id"]).sum().clip(upper=float(abm["account_cap"]))
         fill["customer"] = (contacts["is_customer"].fillna(False).astype(bool) | (contacts["stage"] == Stage.WON)) \
