@@ -62,9 +62,11 @@ with st.form("accounts_filters"):
     text_col, list_col, stage_col, industry_col = st.columns([2, 2, 2, 2])
     text = text_col.text_input(tr("accounts.filter_text"), key="accounts_text")
     target_list = list_col.selectbox(tr("accounts.filter_list"), ["", *options["target_lists"]],
-                                     format_func=lambda v: v or tr("accounts.any"), key="accounts_list")
+                                     format_func={v: v or tr("accounts.any") for v in ["", *options["target_lists"]]}.get,
+                                     key="accounts_list")
     stages = stage_col.multiselect(tr("accounts.filter_stage"), [str(s) for s in STAGE_ORDER],
-                                   format_func=lambda s: label("stage", s), key="accounts_stages")
+                                   format_func={str(s): label("stage", s) for s in STAGE_ORDER}.get,
+                                   key="accounts_stages")
     industries = industry_col.multiselect(tr("accounts.filter_industry"), options["industries"],
                                           key="accounts_industries")
     left, middle, _ = st.columns([1, 1, 4])
@@ -137,7 +139,7 @@ if actor.can("rules"):
                                          help=tr("accounts.list_help"))
             departments = st.multiselect(tr("accounts.icp_departments"), list(DEPARTMENTS),
                                          default=[d for d in icp["departments"] if d in DEPARTMENTS],
-                                         format_func=lambda d: tr(f"accounts.department.{d}"))
+                                         format_func={d: tr(f"accounts.department.{d}") for d in DEPARTMENTS}.get)
             st.markdown(f"**{tr('accounts.icp_weights')}**")
             weight_cols = st.columns(4)
             weights = {name: weight_cols[i].number_input(tr(f"accounts.criterion.{name}"), min_value=0,
@@ -229,7 +231,8 @@ if actor.can("manage_routing"):
         names = {c["id"]: f"{c['name']} · {tr('role.' + c['role'])}" for c in candidates}
         current = account["owner_id"] if account["owner_id"] in ids else None
         owner_id = st.selectbox(tr("col.owner"), ids, index=ids.index(current),
-                                format_func=lambda i: names.get(i, tr("accounts.no_owner")), key="accounts_owner")
+                                format_func={i: names.get(i, tr("accounts.no_owner")) for i in ids}.get,
+                                key="accounts_owner")
         st.caption(tr("accounts.owner_help"))
         if st.form_submit_button(tr("accounts.owner_save"), icon=":material/person_pin:"):
             run_action(set_account_owner, actor=actor, account_ids=selected_ids, owner_id=owner_id, now=utcnow(),
@@ -238,7 +241,8 @@ if actor.can("manage_routing"):
 # --- Timeline of the account's contacts --------------------------------------------------------------------------
 st.markdown(f"#### {tr('accounts.timeline')}")
 kinds = st.pills(tr("journeys.kinds"), TIMELINE_KINDS, default=list(TIMELINE_KINDS), selection_mode="multi",
-                 format_func=lambda k: label("timeline_kind", k), key="accounts_kinds")
+                 format_func={k: label("timeline_kind", k) for k in TIMELINE_KINDS}.get,
+                 key="accounts_kinds")
 timeline_page = int(st.session_state.get(f"accounts_timeline_page_{account_id}", 1))
 with db_session() as session:
     events, events_total = account_timeline(session=session, actor=actor, account_id=account_id, kinds=kinds,

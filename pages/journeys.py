@@ -48,7 +48,7 @@ ANALYSIS_PERIODS = ("90", "180", "365", "all")
 actor = require_permission("journeys")
 st.title(tr("journeys.title"))
 view = st.segmented_control(tr("journeys.view"), ["leads", "paths"], default="leads", required=True,
-                            format_func=lambda v: tr(f"journeys.view_{v}"), key="journeys_view")
+                            format_func={v: tr(f"journeys.view_{v}") for v in ("leads", "paths")}.get, key="journeys_view")
 
 
 def period_bounds(choice: str, custom: tuple | None) -> tuple[datetime | None, datetime | None]:
@@ -148,10 +148,10 @@ def show_profile(lead_id: int) -> None:
 
     st.markdown(f"#### {tr('journeys.timeline')}")
     kinds = st.pills(tr("journeys.kinds"), TIMELINE_KINDS, default=list(TIMELINE_KINDS), selection_mode="multi",
-                     format_func=lambda k: label("timeline_kind", k), key="journeys_kinds")
+                     format_func={k: label("timeline_kind", k) for k in TIMELINE_KINDS}.get,
+                     key="journeys_kinds")
     left, right = st.columns([1, 2])
-    choice = left.selectbox(tr("journeys.period"), PERIODS, format_func=lambda p: tr(f"journeys.period_{p}"),
-                            key="journeys_period")
+    choice = left.selectbox(tr("journeys.period"), PERIODS, format_func={p: tr(f"journeys.period_{p}") for p in PERIODS}.get, key="journeys_period")
     custom = None
     if choice == "custom":
         today = utcnow().astimezone(TEAM_TIMEZONE).date()
@@ -234,9 +234,11 @@ def paths_view() -> None:
     """How people reach us: one query per table or chart, for the chosen period."""
     left, right = st.columns(2)
     choice = left.segmented_control(tr("journeys.analysis_period"), ANALYSIS_PERIODS, default="180", required=True,
-                                    format_func=lambda p: tr(f"journeys.period_{p}"), key="paths_period")
+                                    format_func={p: tr(f"journeys.period_{p}") for p in ANALYSIS_PERIODS}.get,
+                                    key="paths_period")
     by = right.segmented_control(tr("journeys.path_by"), ["kind", "channel"], default="kind", required=True,
-                                 format_func=lambda b: tr(f"journeys.path_by_{b}"), key="paths_by")
+                                 format_func={b: tr(f"journeys.path_by_{b}") for b in ("kind", "channel")}.get,
+                                 key="paths_by")
     since, until = period_bounds(choice, None)
     with st.status(tr("journeys.analysing"), expanded=False) as status:
         with db_session() as session:
