@@ -66,9 +66,9 @@ with st.form("accounts_filters"):
                                      key="accounts_list")
     stages = stage_col.multiselect(tr("accounts.filter_stage"), [str(s) for s in STAGE_ORDER],
                                    format_func={str(s): label("stage", s) for s in STAGE_ORDER}.get,
-                                   key="accounts_stages")
+                                   placeholder=tr("accounts.any"), key="accounts_stages")
     industries = industry_col.multiselect(tr("accounts.filter_industry"), options["industries"],
-                                          key="accounts_industries")
+                                          placeholder=tr("accounts.any"), key="accounts_industries")
     left, middle, _ = st.columns([1, 1, 4])
     targets_only = left.checkbox(tr("accounts.filter_targets"), key="accounts_targets")
     mqa_only = middle.checkbox(tr("accounts.filter_mqa"), key="accounts_mqa")
@@ -96,7 +96,8 @@ if rebuild_box.button(tr("accounts.rebuild"), key="accounts_rebuild", icon=":mat
 if pages > 1:
     if page > pages:
         st.session_state["accounts_page"] = pages
-    st.number_input(tr("accounts.page"), min_value=1, max_value=pages, step=1, key="accounts_page")
+    st.columns([1, 4])[0].number_input(tr("accounts.page"), min_value=1, max_value=pages, step=1,
+                                       key="accounts_page")
 
 selected_ids: list[int] = list(st.session_state.get("accounts_selected", []))
 if frame.empty:
@@ -139,7 +140,8 @@ if actor.can("rules"):
                                          help=tr("accounts.list_help"))
             departments = st.multiselect(tr("accounts.icp_departments"), list(DEPARTMENTS),
                                          default=[d for d in icp["departments"] if d in DEPARTMENTS],
-                                         format_func={d: tr(f"accounts.department.{d}") for d in DEPARTMENTS}.get)
+                                         format_func={d: tr(f"accounts.department.{d}") for d in DEPARTMENTS}.get,
+                                         placeholder=tr("accounts.any"))
             st.markdown(f"**{tr('accounts.icp_weights')}**")
             weight_cols = st.columns(4)
             weights = {name: weight_cols[i].number_input(tr(f"accounts.criterion.{name}"), min_value=0,
@@ -253,8 +255,8 @@ st.caption(tr("journeys.timeline_count", n=number(events_total), page=number(min
 if timeline_pages > 1:
     if timeline_page > timeline_pages:
         st.session_state[f"accounts_timeline_page_{account_id}"] = timeline_pages
-    st.number_input(tr("journeys.page"), min_value=1, max_value=timeline_pages, step=1,
-                    key=f"accounts_timeline_page_{account_id}")
+    st.columns([1, 4])[0].number_input(tr("journeys.page"), min_value=1, max_value=timeline_pages, step=1,
+                                       key=f"accounts_timeline_page_{account_id}")
 if events.empty:
     st.info(tr("journeys.no_events"))
 else:

@@ -172,7 +172,7 @@ def show_profile(lead_id: int) -> None:
         # The page number lives in the widget's state; a narrower filter can leave it past the last page.
         if st.session_state.get(page_key) != page:
             st.session_state[page_key] = page
-        st.number_input(tr("journeys.page"), min_value=1, max_value=pages, step=1, key=page_key)
+        st.columns([1, 4])[0].number_input(tr("journeys.page"), min_value=1, max_value=pages, step=1, key=page_key)
     if events.empty:
         st.info(tr("journeys.no_events"))
         return
