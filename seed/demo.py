@@ -397,12 +397,12 @@ DEMO_ICP: dict[str, Any] = {
 def _account_figures(connection: Connection, world: World) -> None:
     """The demo ICP, then every account's engagement, fit and MQA signal computed as the product does it."""
     from core.accounts import refresh_accounts
-    from core.settings import set_setting
 
+    now = world.timeline.to_datetime(world.now)
     session = Session(bind=connection)
-    set_setting(session, "icp", DEMO_ICP, actor_id=catalog.MARKETER_ID)
+    session.add(models.Setting(key="icp", value=DEMO_ICP, updated_at=now, updated_by_id=catalog.MARKETER_ID))
     session.flush()
-    refresh_accounts(session=session, now=world.timeline.to_datetime(world.now))
+    refresh_accounts(session=session, now=now)
     session.flush()
     session.close()
 
