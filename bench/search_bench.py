@@ -28,6 +28,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from core.accounts import rebuild_accounts
 from core.auth import SYSTEM, Actor, actor_for, create_user
 from core.journeys import lead_profile, score_explanation, search_leads, timeline, timeline_count
 from core.normalize import lead_keys
@@ -70,7 +71,9 @@ def build_leads(n: int, rng: random.Random) -> pd.DataFrame:
         word, trade = rng.choice(WORDS), rng.choice(TRADES)
         company = f"{rng.choice(CITIES)}{word}{trade}{rng.choice(SUFFIXES)}" if rng.random() < 0.9 else None
         phone = f"1{rng.choice('358')}{rng.randrange(10**9):09d}"
-        domain = rng.choice(FREE_MAIL) if rng.random() < 0.5 else f"{rng.choice(WORDS).encode().hex()[:8]}.com.cn"
+        # Half use free mail; the others their company's domain (one per company name).
+        domain = (rng.choice(FREE_MAIL) if rng.random() < 0.5 or company is None
+                  else f"c{WORDS.index(word)}t{TRADES.index(trade)}.com.cn")
         rows.append({"name": name, "company": company, "phone": phone, "email": f"u{i}@{domain}",
                      "title": rng.choice(TITLES)})
     frame = pd.DataFrame(rows)
@@ -178,6 +181,12 @@ def main(argv: list[str] | None = None) -> int:
                       f"{SEARCH_TARGET_MS:.0f} ms)")
                 return 1
         marketer, rep, lead_id, frame = fill(engine, args.leads, rng)
+        with Session(engine) as session:
+            started = time.perf_counter()
+            built = rebuild_accounts(session=session, now=datetime(2026, 11, 1, tzinfo=UTC))
+            session.commit()
+            print(f"accounts rebuilt from {args.leads:,} leads in {time.perf_counter() - started:.1f} s "
+                  f"({built.created:,} accounts, {built.leads_assigned:,} leads placed; no target, for information)")
         sample = frame[frame["company"].notna()].iloc[len(frame) // 3]
         phone = sample["phone"][3:]
         queries = {

@@ -27,6 +27,7 @@ from disposable_email_domains import blocklist as _DISPOSABLE
 from sqlalchemy import (
     ColumnElement,
     String,
+    bindparam,
     case,
     cast,
     delete,
@@ -311,20 +312,16 @@ def _load_leads(session: Session, lead_ids: list[int] | None) -> pd.DataFrame:
     return pd.DataFrame([tuple(r) for r in rows], columns=_LEAD_COLUMNS)
 
 
-def _group_mode(keys: pd.Series, values: pd.Series) -> dict[Any, Any]:
-    """The most common non-blank value per key, vectorized (ties broken alphabetically: rebuilds are stable)."""
-    frame = pd.DataFrame({"k": keys.to_numpy(dtype=object, na_value=None),
-                          "v": values.to_numpy(dtype=object, na_value=None)})
-    frame = frame[frame["k"].notna() & frame["v"].notna()]
-    frame["v"] = frame["v"].map(lambda v: v.strip() if isinstance(v, str) else v)
-    frame = frame[frame["v"] != ""]
+def _group_mode(keys: pd.Series, values: pd.Series) -> dict[Any, str]:
+    """The most common non-blank text per key, vectorized (ties broken alphabetically: rebuilds are stable)."""
+    frame = pd.DataFrame({"k": keys.to_numpy(), "v": values.to_numpy()}).dropna()
     if frame.empty:
         return {}
-    frame["v_text"] = frame["v"].astype(str)
-    counts = frame.groupby(["k", "v_text"], sort=False).agg(n=("v", "size"), v=("v", "first")).reset_index()
-    counts = counts.sort_values(["k", "n", "v_text"], ascending=[True, False, True], kind="stable")
-    top = counts.drop_duplicates("k")
-    return dict(zip(top["k"], top["v"], strict=True))
+    frame["v"] = frame["v"].astype(str).str.strip()
+    frame = frame[frame["v"] != ""]
+    counts = frame.groupby(["k", "v"], sort=False).size().reset_index(name="n")
+    counts = counts.sort_values(["k", "n", "v"], ascending=[True, False, True], kind="stable").drop_duplicates("k")
+    return dict(zip(counts["k"].tolist(), counts["v"].tolist(), strict=True))
 
 
 def _account_keys(leads: pd.DataFrame, accounts: pd.DataFrame) -> pd.Series:
@@ -491,18 +488,59 @@ def refresh_accounts(*, session: Session, now: datetime, account_ids: Iterable[i
     return refreshed
 
 
-_CONTACT_COLUMNS = ["account_id", "lead_id", "company", "industry", "company_size", "province", "city", "title",
-                    "stage", "engagement_score", "is_customer"]
+_CONTACT_COLUMNS = ["account_id", "lead_id", "industry", "company_size", "province", "city", "title", "stage",
+                    "engagement_score", "is_customer"]
+
+
+_FIGURES = ("industry", "company_size", "province", "city", "engagement_score", "fit_score", "is_customer", "mqa_at")
+_ACCOUNT_TABLE = Account.__table__  # type: ignore[attr-defined]
+_WRITE_FIGURES = (
+    update(_ACCOUNT_TABLE)
+    .where(_ACCOUNT_TABLE.c.id == bindparam("account_id"))
+    .values({name: bindparam(f"new_{name}") for name in _FIGURES})
+)
+
+
+def _figure_values(row: Any) -> dict[str, Any]:
+    return {
+        "industry": _text_or_none(row.industry), "company_size": _int_or_none(row.company_size),
+        "province": _text_or_none(row.province), "city": _text_or_none(row.city),
+        "engagement_score": round(float(row.engagement_score or 0), 1), "fit_score": round(float(row.fit_score or 0), 1),
+        "is_customer": bool(row.is_customer),
+        "mqa_at": None if row.mqa_at is None or pd.isna(row.mqa_at) else pd.Timestamp(row.mqa_at).to_pydatetime(),
+    }
+
+
+def _changed(figures: pd.DataFrame, accounts: pd.DataFrame) -> pd.Series:
+    """Which rows of ``figures`` differ from the stored ``accounts`` (same order, same ids)."""
+    differs = pd.Series(False, index=figures.index)
+    for name in _FIGURES:
+        new, old = figures[name].reset_index(drop=True), accounts[name].reset_index(drop=True)
+        if name in ("engagement_score", "fit_score"):
+            new = pd.to_numeric(new, errors="coerce").fillna(0).round(1)
+            old = pd.to_numeric(old, errors="coerce").fillna(0).round(1)
+        elif name == "mqa_at":
+            new, old = pd.to_datetime(new, utc=True), pd.to_datetime(old, utc=True)
+        elif name in ("company_size", "is_customer"):
+            new, old = pd.to_numeric(new, errors="coerce"), pd.to_numeric(old, errors="coerce")
+        else:
+            new = new.astype(object).where(new.notna() & (new.astype(str) != ""), None)
+            old = old.astype(object).where(old.notna() & (old.astype(str) != ""), None)
+        same = (new == old) | (new.isna() & old.isna())
+        differs |= ~same.fillna(False).to_numpy()
+    return differs
 
 
 def _refresh(session: Session, account_ids: list[int] | None, now: datetime) -> tuple[int, int]:
+    """Recompute the figures of accounts (all with ``None``); write only the accounts whose figures changed.
+    Returns (accounts written, accounts that are MQA)."""
+    session.flush()  # what the caller changed is part of what is counted (and safe from the expiry below)
     icp, abm = get_icp(session), get_abm(session)
-    accounts_statement = select(Account.id, Account.name, Account.industry, Account.company_size,
-                                Account.province, Account.city, Account.mqa_at, Account.is_customer,
-                                Account.fit_score, Account.engagement_score)
-    contacts_statement = select(Lead.account_id, Lead.id, Lead.company, Lead.industry, Lead.company_size,
-                                Lead.province, Lead.city, Lead.title, Lead.stage, Lead.engagement_score,
-                                Lead.is_customer).where(Lead.status == LeadStatus.VALID, Lead.account_id.is_not(None))
+    accounts_statement = select(Account.id, Account.industry, Account.company_size, Account.province, Account.city,
+                                Account.mqa_at, Account.is_customer, Account.fit_score, Account.engagement_score)
+    contacts_statement = select(Lead.account_id, Lead.id, Lead.industry, Lead.company_size, Lead.province, Lead.city,
+                                Lead.title, Lead.stage, Lead.engagement_score, Lead.is_customer).where(
+        Lead.status == LeadStatus.VALID, Lead.account_id.is_not(None))
     window_start = now - timedelta(days=int(abm["mqa_days"]))
     touches_statement = (
         select(Lead.account_id, Touchpoint.lead_id, func.min(Touchpoint.occurred_at))
@@ -512,36 +550,40 @@ def _refresh(session: Session, account_ids: list[int] | None, now: datetime) -> 
                Touchpoint.kind.not_in(MQA_IGNORED_KINDS))
         .group_by(Lead.account_id, Touchpoint.lead_id)
     )
-    account_rows, contact_rows, touch_rows = [], [], []
-    chunks = [None] if account_ids is None else [account_ids[i:i + _CHUNK] for i in range(0, len(account_ids), _CHUNK)]
+    # Plain rows through the connection: these are figures, not objects to track.
+    connection = session.connection()
+    account_rows: list[Any] = []
+    contact_rows: list[Any] = []
+    touch_rows: list[Any] = []
+    if account_ids is None:
+        chunks: list[list[int] | None] = [None]
+    else:
+        chunks = [account_ids[i:i + _CHUNK] for i in range(0, len(account_ids), _CHUNK)]
     for chunk in chunks:
         if chunk is None:
-            account_rows += session.execute(accounts_statement).all()
-            contact_rows += session.execute(contacts_statement).all()
-            touch_rows += session.execute(touches_statement).all()
+            account_rows += connection.execute(accounts_statement).all()
+            contact_rows += connection.execute(contacts_statement).all()
+            touch_rows += connection.execute(touches_statement).all()
         else:
-            account_rows += session.execute(accounts_statement.where(Account.id.in_(chunk))).all()
-            contact_rows += session.execute(contacts_statement.where(Lead.account_id.in_(chunk))).all()
-            touch_rows += session.execute(touches_statement.where(Lead.account_id.in_(chunk))).all()
+            account_rows += connection.execute(accounts_statement.where(Account.id.in_(chunk))).all()
+            contact_rows += connection.execute(contacts_statement.where(Lead.account_id.in_(chunk))).all()
+            touch_rows += connection.execute(touches_statement.where(Lead.account_id.in_(chunk))).all()
     accounts = pd.DataFrame([tuple(r) for r in account_rows],
-                            columns=["id", "name", "industry", "company_size", "province", "city", "mqa_at",
-                                     "is_customer", "fit_score", "engagement_score"])
+                            columns=["id", "industry", "company_size", "province", "city", "mqa_at", "is_customer",
+                                     "fit_score", "engagement_score"])
     if accounts.empty:
         return 0, 0
     contacts = pd.DataFrame([tuple(r) for r in contact_rows], columns=_CONTACT_COLUMNS)
     touches = pd.DataFrame([tuple(r) for r in touch_rows], columns=["account_id", "lead_id", "first_at"])
     figures = account_figures(accounts, contacts, touches, icp=icp, abm=abm)
-    updates = []
-    for row in figures.itertuples(index=False):
-        updates.append({
-            "id": int(row.id), "industry": _text_or_none(row.industry), "company_size": _int_or_none(row.company_size),
-            "province": _text_or_none(row.province), "city": _text_or_none(row.city),
-            "engagement_score": float(row.engagement_score),
-            "fit_score": float(row.fit_score), "is_customer": bool(row.is_customer),
-            "mqa_at": None if pd.isna(row.mqa_at) else pd.Timestamp(row.mqa_at).to_pydatetime(),
-        })
+    changed = figures[_changed(figures, accounts)]
+    updates = [{"account_id": int(row.id), **{f"new_{k}": v for k, v in _figure_values(row).items()}}
+               for row in changed.itertuples(index=False)]
     for start in range(0, len(updates), _CHUNK):
-        session.execute(update(Account), updates[start:start + _CHUNK])
+        connection.execute(_WRITE_FIGURES, updates[start:start + _CHUNK])
+    if updates:
+        # Account objects already loaded in this session must not hide the new figures.
+        session.expire_all()
     return len(updates), int(figures["mqa_at"].notna().sum())
 
 
@@ -629,7 +671,8 @@ def icp_fit(accounts: pd.DataFrame, contacts: pd.DataFrame, icp: dict[str, Any])
     industries = [i.lower() for i in _clean_list(icp.get("industries"))]
     if industries:
         text = accounts["industry"].map(lambda v: str(v).lower() if isinstance(v, str) else "")
-        configured["industry"] = text.map(lambda v: bool(v) and any(i in v or v in i for i in industries))
+        matches = {v: bool(v) and any(i in v or v in i for i in industries) for v in set(text)}
+        configured["industry"] = text.map(matches).astype(bool)
     size_min, size_max = icp.get("size_min"), icp.get("size_max")
     if size_min is not None or size_max is not None:
         size = pd.to_numeric(accounts["company_size"], errors="coerce")
@@ -645,8 +688,9 @@ def icp_fit(accounts: pd.DataFrame, contacts: pd.DataFrame, icp: dict[str, Any])
             places = [str(p).lower() for p in (province, city) if isinstance(p, str) and p]
             return any(r in p or p in r for r in regions for p in places)
 
-        configured["region"] = pd.Series([region_ok(p, c) for p, c in zip(accounts["province"], accounts["city"],
-                                                                             strict=True)], index=accounts.index)
+        pairs = list(zip(accounts["province"], accounts["city"], strict=True))
+        known = {pair: region_ok(*pair) for pair in set(pairs)}
+        configured["region"] = pd.Series([known[pair] for pair in pairs], index=accounts.index)
     departments = _clean_list(icp.get("departments"))
     if not configured and not departments:
         # No profile defined yet: no account fits or misfits it.
