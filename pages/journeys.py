@@ -232,20 +232,22 @@ def path_table(frame: pd.DataFrame, by: str) -> pd.DataFrame:
 @st.fragment
 def paths_view() -> None:
     """How people reach us: one query per table or chart, for the chosen period."""
-    left, right = st.columns(2)
+    left, middle, right = st.columns([2, 1, 1])
     choice = left.segmented_control(tr("journeys.analysis_period"), ANALYSIS_PERIODS, default="180", required=True,
                                     format_func={p: tr(f"journeys.period_{p}") for p in ANALYSIS_PERIODS}.get,
                                     key="paths_period")
-    by = right.segmented_control(tr("journeys.path_by"), ["kind", "channel"], default="kind", required=True,
-                                 format_func={b: tr(f"journeys.path_by_{b}") for b in ("kind", "channel")}.get,
-                                 key="paths_by")
+    by = middle.segmented_control(tr("journeys.path_by"), ["kind", "channel"], default="kind", required=True,
+                                  format_func={b: tr(f"journeys.path_by_{b}") for b in ("kind", "channel")}.get,
+                                  key="paths_by")
+    depth = right.segmented_control(tr("journeys.path_depth"), [2, 3, 4, 5], default=3, required=True,
+                                    key="paths_depth", help=tr("journeys.path_depth_help"))
     since, until = period_bounds(choice, None)
     with st.status(tr("journeys.analysing"), expanded=False) as status:
         with db_session() as session:
             before_mql = path_sequences(session=session, actor=actor, milestone="mql", since=since, until=until,
-                                        by=by)
+                                        by=by, depth=depth)
             before_won = path_sequences(session=session, actor=actor, milestone="won", since=since, until=until,
-                                        by=by)
+                                        by=by, depth=depth)
             flows = channel_flows(session=session, actor=actor, since=since, until=until)
             durations = stage_durations(session=session, actor=actor, since=since, until=until)
         status.update(label=tr("journeys.analysed"), state="complete")

@@ -16,16 +16,18 @@ from tests.app.conftest import logged_in
 
 
 def _busy_lead(url: str, owner: str | None = None) -> dict:
-    """A valid lead with touchpoints and stage changes (owned by ``owner`` when given)."""
+    """A valid lead with touchpoints and stage changes and a phone nobody else has (so a search by phone finds
+    only this lead), owned by ``owner`` when given."""
     engine = make_engine(url)
     try:
         with Session(engine) as session:
             touches = select(Touchpoint.lead_id, func.count().label("n")).group_by(Touchpoint.lead_id).subquery()
+            shared = select(Lead.phone).where(Lead.phone.is_not(None)).group_by(Lead.phone).having(func.count() > 1)
             statement = (
                 select(Lead.id, Lead.name, Lead.phone, Lead.name_key)
                 .join(touches, touches.c.lead_id == Lead.id)
                 .where(Lead.status == "valid", Lead.phone.is_not(None), Lead.name.is_not(None),
-                       Lead.id.in_(select(StageChange.lead_id)))
+                       Lead.id.in_(select(StageChange.lead_id)), Lead.phone.not_in(shared))
                 .order_by(touches.c.n.desc(), Lead.id)
             )
             if owner:
@@ -94,9 +96,11 @@ def test_a_sales_rep_finds_only_their_own_leads(app_database):
     assert [s.value for s in at.subheader][0].startswith(theirs["name"])
     engine = make_engine(app_database)
     with Session(engine) as session:
+        shared = select(Lead.phone).where(Lead.phone.is_not(None)).group_by(Lead.phone).having(func.count() > 1)
         other = session.execute(
             select(Lead.phone).join(User, User.id == Lead.owner_id)
-            .where(User.username != "sales1", Lead.phone.is_not(None), Lead.status == "valid").limit(1)
+            .where(User.username != "sales1", Lead.phone.is_not(None), Lead.status == "valid",
+                   Lead.phone.not_in(shared)).order_by(Lead.id).limit(1)
         ).scalar_one()
     engine.dispose()
     _search(at, other.removeprefix("+86"))
