@@ -3,6 +3,8 @@ signal, target lists and owners."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pandas as pd
 import streamlit as st
 
@@ -114,7 +116,10 @@ else:
         for_display(shown, values={"stage": "stage"}, times=("last_activity_at",),
                     columns=["name", "industry", "contacts", "stage", "fit_score", "engagement_score", "mqa_at",
                              "target_lists", "owner"]),
-        key=f"accounts_grid_{page}", selection="multiple", height=360,
+        # The key follows the rows shown: when filters, paging or a re-score change them, the grid starts afresh
+        # and a ticked position can never stand for another account.
+        key="accounts_grid_" + hashlib.sha1(",".join(map(str, frame["id"])).encode()).hexdigest()[:12],
+        selection="multiple", height=360,
     )
     if not chosen.empty:
         selected_ids = [int(frame.loc[i, "id"]) for i in chosen.index]

@@ -198,8 +198,8 @@ def leads_view() -> None:
         else:
             more = "+" if results.attrs.get("more") else ""
             st.caption(tr("journeys.match_count", n=number(len(results)) + more))
-            # A new query is a new grid, so a row picked in the previous results can never open the wrong lead.
-            digest = hashlib.sha1(query.strip().encode("utf-8")).hexdigest()[:10]
+            # New results are a new grid, so a row picked in earlier results can never open the wrong lead.
+            digest = hashlib.sha1(",".join(map(str, results["id"])).encode()).hexdigest()[:12]
             chosen = show_grid(
                 for_display(results, values={"stage": "stage", "status": "lead_status"}),
                 key=f"journeys_results_{digest}", selection="single", height=min(300, 70 + 29 * len(results)),
