@@ -379,7 +379,32 @@ def seed_demo(
             for sql in indexes:
                 connection.exec_driver_sql(sql)
             _sync_sequences(connection)
+            _account_figures(connection, world)
     return counts
+
+
+# The ideal-customer profile of the demo company: what its fit rules favour (catalog.RULES).
+DEMO_ICP: dict[str, Any] = {
+    "industries": ["制造业", "金融", "医疗"],
+    "size_min": 200,
+    "size_max": 20_000,
+    "regions": ["上海", "北京", "广东", "江苏", "浙江"],
+    "departments": ["it", "procurement"],
+    "weights": {"industry": 40, "size": 30, "region": 20, "committee": 10},
+}
+
+
+def _account_figures(connection: Connection, world: World) -> None:
+    """The demo ICP, then every account's engagement, fit and MQA signal computed as the product does it."""
+    from core.accounts import refresh_accounts
+
+    now = world.timeline.to_datetime(world.now)
+    session = Session(bind=connection)
+    session.add(models.Setting(key="icp", value=DEMO_ICP, updated_at=now, updated_by_id=catalog.MARKETER_ID))
+    session.flush()
+    refresh_accounts(session=session, now=now)
+    session.flush()
+    session.close()
 
 
 def autoseed(engine: Engine) -> dict[str, int] | None:

@@ -31,6 +31,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("rules", "pages/rules.py", ":material/rule:", "marketing", ("rules",), "scoring-rules"),
     PageSpec("workflows", "pages/workflows.py", ":material/account_tree:", "marketing", ("workflows",), "automations"),
     PageSpec("journeys", "pages/journeys.py", ":material/timeline:", "insight", ("journeys",), "lead-journeys"),
+    PageSpec("accounts", "pages/accounts.py", ":material/domain:", "insight", ("accounts",), "abm-accounts"),
     PageSpec("reports", "pages/reports.py", ":material/monitoring:", "insight", ("reports",), "analytics"),
     PageSpec("admin", "pages/admin.py", ":material/settings:", "admin", ("admin",), "settings"),
 )

@@ -9,9 +9,9 @@ from tests.app.conftest import logged_in, new_app
 from ui.navigation import PAGES
 
 EXPECTED_PAGES = {
-    "admin": {"home", "inbox", "import", "dedup", "rules", "workflows", "journeys", "reports", "admin"},
-    "marketer": {"home", "import", "dedup", "rules", "workflows", "journeys", "reports", "admin"},
-    "manager": {"home", "inbox", "dedup", "journeys", "reports", "admin"},
+    "admin": {"home", "inbox", "import", "dedup", "rules", "workflows", "journeys", "accounts", "reports", "admin"},
+    "marketer": {"home", "import", "dedup", "rules", "workflows", "journeys", "accounts", "reports", "admin"},
+    "manager": {"home", "inbox", "dedup", "journeys", "accounts", "reports", "admin"},
     "sales1": {"home", "inbox", "journeys"},
 }
 
