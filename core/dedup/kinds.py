@@ -1,0 +1,623 @@
+"""Field kinds of the duplicate engine: how each kind is prepared, blocked and compared.
+
+Each kind turns a column into positional arrays once (per distinct value), offers blocking keys, and compares
+aligned arrays of row positions ``i``/``j`` all at once: equality through integer codes, string similarity
+through rapidfuzz ``cpdist`` (C++, no Python loop per pair). A comparison gives each pair a *level* (a reason
+code such as ``typo``) and *points*: positive for agreement, negative for disagreement, 0 when a side is empty.
+Agreement on a value many records share counts less — a switchboard number, a common name, a big company.
+
+Preparation happens in two steps so that a batch checked against a large base only pays for what it compares:
+``prepare`` computes what blocking needs for every row; ``complete`` adds the comparison features for the rows
+that appear in at least one candidate pair.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pypinyin import Style, lazy_pinyin
+from rapidfuzz import distance, fuzz, process
+
+from core import normalize
+
+KINDS = ("email", "phone", "person_name", "company", "text", "exact", "date")
+
+# Level 0 is always "missing" (a side has no value): no evidence either way.
+LEVELS: dict[str, tuple[str, ...]] = {
+    "email": ("missing", "exact", "typo", "same_local", "different"),
+    "phone": ("missing", "exact", "typo", "different"),
+    "person_name": ("missing", "exact", "pinyin", "typo", "initials", "similar", "different"),
+    "company": ("missing", "exact", "variant", "abbreviation", "similar", "different"),
+    "text": ("missing", "exact", "similar", "different"),
+    "exact": ("missing", "exact", "typo", "different"),
+    "date": ("missing", "exact", "typo", "different"),
+}
+
+_HAN_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_HAN = re.compile(f"[{_HAN_CLASS}]")
+_SPACES = re.compile(r"\s+")
+_NOT_WORD = re.compile(f"[^\\w{_HAN_CLASS}]+")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Arrays
+# ---------------------------------------------------------------------------------------------------------------
+def objects(series: pd.Series) -> np.ndarray:
+    return series.to_numpy(dtype=object, na_value=None, copy=True)
+
+
+def map_unique(values: np.ndarray, func: Callable[[Any], Any], rows: np.ndarray | None = None) -> np.ndarray:
+    """``func`` once per distinct non-missing value (only in ``rows`` when given), spread back; None elsewhere."""
+    out = np.full(len(values), None, dtype=object)
+    present = pd.notna(values) if values.dtype == object else np.ones(len(values), dtype=bool)
+    if rows is not None:
+        present &= rows
+    if present.any():
+        kept = values[present]
+        codes, uniques = pd.factorize(kept)
+        mapped = np.empty(len(uniques), dtype=object)
+        for k, value in enumerate(uniques):
+            mapped[k] = func(value)
+        out[present] = mapped[codes]
+    return out
+
+
+def codes_of(values: np.ndarray) -> np.ndarray:
+    """Integer codes for equality tests (-1 where missing)."""
+    return pd.factorize(values, use_na_sentinel=True)[0].astype(np.int64)
+
+
+def counts_of(codes: np.ndarray) -> np.ndarray:
+    """How many rows hold each row's value (0 where missing)."""
+    out = np.zeros(len(codes))
+    present = codes >= 0
+    if present.any():
+        out[present] = np.bincount(codes[present])[codes[present]]
+    return out
+
+
+def lengths_of(values: np.ndarray) -> np.ndarray:
+    return np.fromiter((0 if v is None else len(v) for v in values), dtype=np.int64, count=len(values))
+
+
+def share_penalty(counts: np.ndarray, weight: float) -> np.ndarray:
+    """Points off an agreement on a value held by more rows than the two of the pair."""
+    return weight * np.log2(np.maximum(counts, 2.0) / 2.0)
+
+
+def pairwise(scorer: Callable[..., Any], left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``scorer`` over aligned pairs of strings, in C++ (rapidfuzz ``cpdist``)."""
+    if len(left) == 0:
+        return np.zeros(0)
+    return np.asarray(process.cpdist(left, right, scorer=scorer, workers=1), dtype=np.float64)
+
+
+def clean_text(value: Any) -> str | None:
+    """Half-width, lower-case, whitespace collapsed."""
+    text = value if isinstance(value, str) else str(value)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    text = _SPACES.sub(" ", text).strip().lower()
+    return text or None
+
+
+def deletion_keys(values: np.ndarray, *, min_length: int) -> pd.Series:
+    """Each value and each value with one character deleted, as an exploded Series indexed by row: strings
+    one edit (or one swap of neighbours) apart always share one of these keys; unrelated ones rarely do."""
+    present = np.array([v is not None and len(v) >= min_length for v in values], dtype=bool)
+    rows = np.flatnonzero(present)
+    if not len(rows):
+        return pd.Series([], dtype=object)
+    texts = pd.Series(values[rows], index=rows, dtype="string[pyarrow]")
+    longest = int(texts.str.len().max())
+    parts = [texts]
+    for k in range(longest):
+        cut = texts[texts.str.len() > k]
+        parts.append(cut.str.slice(0, k) + cut.str.slice(k + 1))
+    return pd.concat(parts).astype(object)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Prepared field
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class Field:
+    """One column's derived arrays, positional (aligned with the frame's rows)."""
+
+    column: str
+    kind: str
+    a: dict[str, np.ndarray] = field(default_factory=dict)
+    # Blocking keys: (name, per-row array with None for no key, or an exploded Series indexed by row).
+    keys: list[tuple[str, Any]] = field(default_factory=list)
+    coarse: np.ndarray | None = None  # combined with another field's oversized block
+    refine: bool = True  # whether this field's oversized blocks are split with other fields' coarse keys
+
+    def codes(self, name: str) -> np.ndarray:
+        cached = self.a.get(f"{name}#codes")
+        if cached is None:
+            cached = codes_of(self.a[name])
+            self.a[f"{name}#codes"] = cached
+        return cached
+
+    def equal(self, name: str, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        codes = self.codes(name)
+        return (codes[i] == codes[j]) & (codes[i] >= 0)
+
+    def both(self, name: str, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        codes = self.codes(name)
+        return (codes[i] >= 0) & (codes[j] >= 0)
+
+
+@dataclass
+class Compared:
+    points: np.ndarray
+    level: np.ndarray  # index into LEVELS[kind]
+    identifier: np.ndarray  # exact agreement on an identifier held by this pair only
+    shared_identifier: np.ndarray  # exact agreement on an identifier held by three or four rows
+    agrees: np.ndarray  # a name that agrees (makes a shared identifier certain)
+
+    @classmethod
+    def empty(cls, n: int) -> Compared:
+        return cls(np.zeros(n), np.zeros(n, dtype=np.int8), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool),
+                   np.zeros(n, dtype=bool))
+
+    def set(self, mask: np.ndarray, level: int, points: np.ndarray | float) -> None:
+        """Give ``level`` to the pairs in ``mask`` that have no level yet (the first rule that matches wins)."""
+        free = mask & (self.level == 0)
+        if free.any():
+            self.level[free] = level
+            self.points[free] = points[free] if isinstance(points, np.ndarray) else points
+
+    def set_at(self, idx: np.ndarray, hit: np.ndarray, level: int, points: float) -> None:
+        """``set`` for the sub-array ``idx`` of pairs where ``hit`` holds."""
+        mask = np.zeros(len(self.level), dtype=bool)
+        mask[idx[hit]] = True
+        self.set(mask, level, points)
+
+    def identifiers(self, exact: np.ndarray, count: np.ndarray) -> None:
+        self.identifier |= exact & (count <= 2)
+        self.shared_identifier |= exact & (count > 2) & (count <= 4)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Email
+# ---------------------------------------------------------------------------------------------------------------
+_GENERIC_LOCAL_PARTS = frozenset(
+    "info sales admin contact service support hr marketing office mail hello webmaster noreply no-reply team "
+    "kefu job jobs bd market business postmaster enquiry enquiries help".split()
+)
+
+
+def _prepare_email(f: Field, series: pd.Series, frame: pd.DataFrame) -> None:
+    value = objects(normalize.email_normalize(series))
+    value = np.array([v if v is not None and "@" in v else None for v in value], dtype=object)
+    local = np.array([None if v is None else v.split("@", 1)[0].split("+", 1)[0] for v in value], dtype=object)
+    domain = np.array([None if v is None else v.rsplit("@", 1)[1] for v in value], dtype=object)
+    local_key = np.array([v if v is not None and len(v) >= 4 and v not in _GENERIC_LOCAL_PARTS else None
+                          for v in local], dtype=object)
+    f.a.update(value=value, local_key=local_key, domain=domain)
+    f.a["count"] = counts_of(f.codes("value"))
+    f.a["local_count"] = counts_of(f.codes("local_key"))
+    # A typo in the local part: each half of it with the domain (one half is intact).
+    halves = [[f"{v[: len(v) // 2]}…@{d}", f"…{v[len(v) // 2 :]}@{d}"] if v is not None and len(v) >= 6 else None
+              for v, d in zip(local, domain, strict=True)]
+    f.keys = [("value", value), ("local", local_key), ("halves", _explode(halves))]
+    f.coarse = None
+
+
+def _compare_email(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
+    out = Compared.empty(len(i))
+    both = f.both("value", i, j)
+    exact = f.equal("value", i, j)
+    count = f.a["count"][i]
+    out.set(exact, 1, np.maximum(9.0 - share_penalty(count, 1.5), 1.0))
+    out.identifiers(exact, count)
+    idx = np.flatnonzero(both & ~exact)
+    if len(idx):
+        left, right = f.a["value"][i[idx]], f.a["value"][j[idx]]
+        dist = pairwise(distance.OSA.distance, left, right)
+        shortest = np.minimum(lengths_of(left), lengths_of(right))
+        out.set_at(idx, (dist <= 1) | ((dist <= 2) & (shortest >= 12)), 2, 5.0)
+        same_local = f.equal("local_key", i, j)
+        out.set(same_local, 3, np.maximum(4.0 - share_penalty(f.a["local_count"][i], 1.0), 0.5))
+        out.set(both & ~exact, 4, -0.75)  # people have a work and a private address
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Phone
+# ---------------------------------------------------------------------------------------------------------------
+def _phone_fallback(raw: Any) -> str | None:
+    digits = re.sub(r"\D", "", unicodedata.normalize("NFKC", str(raw)))
+    return digits if len(digits) >= 6 else None
+
+
+def _prepare_phone(f: Field, series: pd.Series, frame: pd.DataFrame) -> None:
+    value = objects(normalize.phone_e164(series))
+    invalid = pd.isna(value) & pd.notna(objects(series))
+    if invalid.any():  # not a valid number, but its digits still identify someone
+        value[invalid] = map_unique(objects(series), _phone_fallback, rows=invalid)[invalid]
+    digits = np.array([None if v is None else (v[3:] if v.startswith("+86") else v.lstrip("+")) for v in value],
+                      dtype=object)
+    last8 = np.array([None if d is None or len(d) < 8 else d[-8:] for d in digits], dtype=object)
+    f.a.update(value=value, digits=digits, last8=last8)
+    f.a["count"] = counts_of(f.codes("value"))
+    f.keys = [("value", value), ("last8", last8), ("typo", deletion_keys(digits, min_length=7))]
+    f.coarse = np.array([None if d is None else d[-4:] for d in digits], dtype=object)
+    f.refine = False
+
+
+def _compare_phone(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
+    out = Compared.empty(len(i))
+    both = f.both("value", i, j)
+    # The same number, with or without an area code or country prefix.
+    exact = f.equal("value", i, j) | (both & f.equal("last8", i, j))
+    count = np.maximum(f.a["count"][i], f.a["count"][j])
+    out.set(exact, 1, np.maximum(9.0 - share_penalty(count, 1.5), 1.0))
+    out.identifiers(exact, count)
+    idx = np.flatnonzero(both & ~exact)
+    if len(idx):
+        dist = pairwise(distance.OSA.distance, f.a["digits"][i[idx]], f.a["digits"][j[idx]])
+        out.set_at(idx, dist <= 1, 2, 4.0)
+        out.set(both & ~exact, 3, -0.75)  # a mobile and an office line, an old and a new number
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Person names
+# ---------------------------------------------------------------------------------------------------------------
+_COMPOUND_SURNAMES = frozenset(("欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "令狐", "夏侯",
+                                "长孙", "宇文", "端木", "司徒", "澹台", "万俟", "单于", "轩辕", "呼延"))
+
+
+@lru_cache(maxsize=65536)
+def _char_pinyin(char: str) -> str:
+    syllables = lazy_pinyin(char, style=Style.NORMAL, errors="ignore")
+    return syllables[0] if syllables else ""
+
+
+def _name_text(value: Any) -> str | None:
+    text = clean_text(value)
+    return None if text is None else (_NOT_WORD.sub(" ", text).strip() or None)
+
+
+def _unordered_key(text: str, key: str | None) -> str | None:
+    """The name's parts in alphabetical order: for when the surname of a Latin-script name cannot be told
+    ("Tian Yu" — 田宇 or 于天?). Chinese characters: the surname and the given name are the two parts."""
+    han = "".join(_HAN.findall(text))
+    if han:
+        if not key or len(han) < 2:
+            return None
+        cut = 2 if han[:2] in _COMPOUND_SURNAMES and len(han) > 2 else 1
+        surname = "".join(_char_pinyin(c) for c in han[:cut])
+        if not key.startswith(surname):  # a surname with a special reading (单 shan): the key knows better
+            return None
+        parts = [surname, key[len(surname) :]]
+    else:
+        ascii_text = text if text.isascii() else unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+        parts = re.findall(r"[a-z]+", ascii_text)
+    parts = [p for p in parts if p]
+    return "|".join(sorted(parts)) if len(parts) >= 2 else None
+
+
+def _prepare_person_name(f: Field, series: pd.Series, frame: pd.DataFrame) -> None:
+    raw = objects(series)
+    stored = f"{f.column}_key"
+    if stored in frame.columns:  # the stored key (Lead.name_key): no pinyin to compute
+        key = objects(frame[stored])
+        missing = pd.isna(key) & pd.notna(raw)
+        if missing.any():
+            key[missing] = objects(normalize.name_key(pd.Series(raw[missing], dtype=object)))
+    else:
+        key = objects(normalize.name_key(series))
+    key = np.array([k if k else None for k in key], dtype=object)
+    f.a.update(raw=raw, key=key)
+    f.a["count"] = counts_of(f.codes("key"))
+    f.keys = [("key", key)]
+    f.coarse = key
+
+
+def _complete_person_name(f: Field, rows: np.ndarray) -> None:
+    text = map_unique(f.a["raw"], _name_text, rows)
+    key = f.a["key"]
+    han = np.array([t is not None and bool(_HAN.search(t)) for t in text], dtype=bool)
+    pairs = np.array([None if t is None else (t, k) for t, k in zip(text, key, strict=True)], dtype=object)
+    unordered = map_unique(pairs, lambda tk: _unordered_key(tk[0], tk[1]), rows)
+    initial = np.array([t is not None and not h and any(len(w) == 1 for w in t.split())
+                        for t, h in zip(text, han, strict=True)], dtype=bool)
+    f.a.update(text=text, han=han, unordered=unordered, has_initial=initial, key_length=lengths_of(key))
+
+
+def _compare_person_name(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
+    out = Compared.empty(len(i))
+    both = f.both("key", i, j)
+    han_i, han_j = f.a["han"][i], f.a["han"][j]
+    agree = np.maximum(5.5 - share_penalty(f.a["count"][i], 0.4), 2.0)
+    same_key = f.equal("key", i, j) | f.equal("unordered", i, j)
+    # Same characters, or the same Latin spelling in any order: exact. Same pinyin from Latin letters (张伟 /
+    # Zhang Wei): nearly as good. Same pinyin, different characters (张伟 / 张玮): homophones are common.
+    out.set(f.equal("text", i, j) | (same_key & ~han_i & ~han_j), 1, agree)
+    out.set(same_key & ~(han_i & han_j), 2, agree - 0.3)
+    out.set(same_key, 2, agree - 1.5)
+    idx = np.flatnonzero(both & ~same_key)
+    if len(idx):
+        li, rj = i[idx], j[idx]
+        left, right = f.a["key"][li], f.a["key"][rj]
+        osa = pairwise(distance.OSA.distance, left, right)
+        jw = pairwise(distance.JaroWinkler.normalized_similarity, left, right)
+        shortest = np.minimum(f.a["key_length"][li], f.a["key_length"][rj])
+        typo = ((osa <= 1) & (shortest >= 4)) | ((osa <= 2) & (shortest >= 9)) | (jw >= 0.95)
+        unordered_both = f.both("unordered", li, rj)
+        if unordered_both.any():
+            sub = np.flatnonzero(unordered_both)
+            osa_u = pairwise(distance.OSA.distance, f.a["unordered"][li[sub]], f.a["unordered"][rj[sub]])
+            typo[sub] |= (osa_u <= 1) & (shortest[sub] >= 4)
+        out.set_at(idx, typo, 3, 3.5)
+        # "W. Zhang" / "Wei Zhang", "J Smith" / "John Smith".
+        candidates = np.flatnonzero(~typo & (f.a["has_initial"][li] | f.a["has_initial"][rj]))
+        if len(candidates):
+            hit = np.array([_initials_match(f.a["text"][li[k]], f.a["text"][rj[k]]) for k in candidates], dtype=bool)
+            out.set_at(idx[candidates], hit, 4, 3.0)
+        out.set_at(idx, jw >= 0.88, 5, -1.5)
+        out.set(both & ~same_key, 6, -4.5)
+    out.agrees = (out.level >= 1) & (out.level <= 4)
+    return out
+
+
+def _initials_match(left: str | None, right: str | None) -> bool:
+    if left is None or right is None:
+        return False
+    a, b = left.split(), right.split()
+    if len(a) < 2 or len(b) < 2:
+        return False
+    short, long_ = (a, b) if sum(map(len, a)) <= sum(map(len, b)) else (b, a)
+    rest = list(long_)
+    for token in short:
+        match = next((t for t in rest if (t == token if len(token) > 1 else t.startswith(token))), None)
+        if match is None:
+            return False
+        rest.remove(match)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Companies
+# ---------------------------------------------------------------------------------------------------------------
+_LEADING_PLACE = re.compile(
+    "^(?:" + "|".join(sorted(set(normalize.PROVINCES) | set(normalize.CITIES), key=len, reverse=True)) + ")(?:市|省)?"
+)
+_ACRONYM_DROP = frozenset("co ltd limited inc corp corporation company group holdings llc plc gmbh the and of".split())
+
+
+def _without_leading_place(key: str) -> str:
+    """The key without a leading province or city even when little is left ("北京鑫通" → "鑫通"): the stored key
+    keeps short names whole, right for blocking but it hides "北京鑫通" ≈ "鑫通软件"."""
+    stripped = _LEADING_PLACE.sub("", key)
+    return stripped if len(stripped) >= 2 else key
+
+
+def _acronym(text: str) -> str | None:
+    if _HAN.search(text):
+        return None
+    tokens = [t for t in re.findall(r"[a-z0-9]+", text) if t not in _ACRONYM_DROP]
+    return "".join(t[0] for t in tokens) if len(tokens) >= 2 else None
+
+
+def _prepare_company(f: Field, series: pd.Series, frame: pd.DataFrame) -> None:
+    raw = objects(series)
+    stored = f"{f.column}_key"
+    if stored in frame.columns:  # the stored key (Lead.company_key)
+        key = objects(frame[stored])
+        missing = pd.isna(key) & pd.notna(raw)
+        if missing.any():
+            key[missing] = objects(normalize.company_key(pd.Series(raw[missing], dtype=object)))
+    else:
+        key = objects(normalize.company_key(series))
+    key = np.array([k if k else None for k in key], dtype=object)
+    f.a.update(raw=raw, key=key)
+    f.a["count"] = counts_of(f.codes("key"))
+    f.keys = [("key", key)]
+    f.coarse = key
+
+
+def _complete_company(f: Field, rows: np.ndarray) -> None:
+    key = f.a["key"]
+    loose = map_unique(key, _without_leading_place, rows)
+    acronym = map_unique(map_unique(f.a["raw"], clean_text, rows), _acronym, rows)
+    f.a.update(loose=loose, acronym=acronym, key_length=lengths_of(key), loose_length=lengths_of(loose),
+               han=np.array([k is not None and bool(_HAN.search(k)) for k in key], dtype=bool))
+
+
+def _contained(f: Field, name: str, li: np.ndarray, rj: np.ndarray) -> np.ndarray:
+    """The shorter value lies inside the longer one (at least 2 Chinese or 4 Latin characters)."""
+    left, right = f.a[name][li], f.a[name][rj]
+    lengths = f.a[f"{name}_length"]
+    shortest = np.minimum(lengths[li], lengths[rj])
+    enough = shortest >= np.where(f.a["han"][li], 2, 4)
+    common = pairwise(distance.Indel.normalized_similarity, left, right)  # cheap filter before the exact test
+    out = np.zeros(len(li), dtype=bool)
+    check = np.flatnonzero(enough & (common > 0))
+    if len(check):
+        lcs = pairwise(distance.LCSseq.similarity, left[check], right[check])
+        possible = check[lcs >= shortest[check]]
+        out[possible] = [(x in y) or (y in x) for x, y in zip(left[possible], right[possible], strict=True)]
+    return out
+
+
+def _compare_company(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
+    out = Compared.empty(len(i))
+    both = f.both("key", i, j)
+    exact = f.equal("key", i, j)
+    out.set(exact, 1, np.maximum(3.5 - share_penalty(f.a["count"][i], 0.3), 1.5))
+    idx = np.flatnonzero(both & ~exact)
+    if len(idx):
+        li, rj = i[idx], j[idx]
+        left, right = f.a["key"][li], f.a["key"][rj]
+        ratio = pairwise(fuzz.ratio, left, right)
+        variant = (ratio >= 90) | _contained(f, "key", li, rj) | _contained(f, "loose", li, rj)
+        out.set_at(idx, variant, 2, 2.5)
+        # 上海交通大学 / 上海交大: the shorter name's characters in order in the longer, starting alike;
+        # IBM / International Business Machines: an acronym.
+        lcs = pairwise(distance.LCSseq.similarity, left, right)
+        shortest = np.minimum(f.a["key_length"][li], f.a["key_length"][rj])
+        first_alike = np.array([x[0] == y[0] for x, y in zip(left, right, strict=True)], dtype=bool)
+        abbreviation = f.a["han"][li] & f.a["han"][rj] & first_alike & (shortest >= 2) & (lcs >= shortest)
+        la, ra = f.a["acronym"][li], f.a["acronym"][rj]
+        abbreviation |= ((left == ra) | (right == la)) & (shortest >= 2)
+        out.set_at(idx, abbreviation, 3, 2.0)
+        out.set_at(idx, ratio >= 75, 4, 0.8)
+        out.set(both & ~exact, 5, -1.0)  # people change jobs; groups have several companies
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Text, exact values, dates
+# ---------------------------------------------------------------------------------------------------------------
+_WORD = re.compile(f"[a-z0-9]+|[{_HAN_CLASS}]+")
+
+
+def _text_tokens(text: str) -> list[str] | None:
+    """Words of a text: Latin/digit runs, and character pairs of Chinese runs (Chinese has no spaces)."""
+    tokens: set[str] = set()
+    for run in _WORD.findall(text):
+        if _HAN.match(run):
+            tokens.update(run[k : k + 2] for k in range(max(1, len(run) - 1)))
+        elif len(run) >= 2 or run.isdigit():
+            tokens.add(run)
+    return sorted(tokens) or None
+
+
+def _prepare_text(f: Field, series: pd.Series, frame: pd.DataFrame) -> None:
+    value = map_unique(objects(series), clean_text)
+    f.a["value"] = value
+    f.a["count"] = counts_of(f.codes("value"))
+    # The words of a text are keys too (words many rows share make oversized blocks and drop out there).
+    f.keys = [("value", value), ("word", _explode(map_unique(value, _text_tokens)))]
+    f.coarse = value
+
+
+def _complete_text(f: Field, rows: np.ndarray) -> None:
+    f.a["value_length"] = lengths_of(f.a["value"])
+    f.a["han"] = np.array([v is not None and bool(_HAN.search(v)) for v in f.a["value"]], dtype=bool)
+
+
+def _compare_text(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
+    out = Compared.empty(len(i))
+    both = f.both("value", i, j)
+    exact = f.equal("value", i, j)
+    out.set(exact, 1, np.clip(2.5 - share_penalty(f.a["count"][i], 0.5), 0.3, 2.5))
+    idx = np.flatnonzero(both & ~exact)
+    if len(idx):
+        li, rj = i[idx], j[idx]
+        ratio = pairwise(fuzz.token_set_ratio, f.a["value"][li], f.a["value"][rj])
+        out.set_at(idx, (ratio >= 85) | _contained(f, "value", li, rj), 2, 1.0)
+        out.set(both & ~exact, 3, -0.5)
+    return out
+
+
+def _exact_value(value: Any) -> str | None:
+    return _NOT_WORD.sub("", clean_text(value) or "") or None
+
+
+def _prepare_exact(f: Field, series: pd.Series, frame: pd.DataFrame) -> None:
+    value = map_unique(objects(series), _exact_value)
+    f.a["value"] = value
+    f.a["count"] = counts_of(f.codes("value"))
+    f.keys = [("value", value), ("typo", deletion_keys(value, min_length=6))]
+    f.coarse = value
+
+
+def _complete_exact(f: Field, rows: np.ndarray) -> None:
+    f.a["value_length"] = lengths_of(f.a["value"])
+
+
+def _compare_exact(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
+    out = Compared.empty(len(i))
+    both = f.both("value", i, j)
+    exact = f.equal("value", i, j)
+    count = f.a["count"][i]
+    out.set(exact, 1, np.maximum(9.0 - share_penalty(count, 1.5), 0.3))
+    out.identifiers(exact, count)
+    idx = np.flatnonzero(both & ~exact)
+    if len(idx):
+        li, rj = i[idx], j[idx]
+        dist = pairwise(distance.OSA.distance, f.a["value"][li], f.a["value"][rj])
+        shortest = np.minimum(f.a["value_length"][li], f.a["value_length"][rj])
+        out.set_at(idx, (dist <= 1) & (shortest >= 6), 2, 2.5)
+        out.set(both & ~exact, 3, -1.5)
+    return out
+
+
+def _iso_date(value: Any) -> str | None:
+    if hasattr(value, "year") and hasattr(value, "month"):
+        try:
+            return pd.Timestamp(value).strftime("%Y%m%d")
+        except (ValueError, TypeError):
+            return None
+    text = clean_text(value)
+    if text is None:
+        return None
+    if re.fullmatch(r"\d{8}", text):  # 19870412, as many files write it
+        return text
+    try:
+        stamp = pd.to_datetime(text, errors="coerce", format="mixed")
+    except (ValueError, TypeError):
+        return None
+    return None if stamp is None or pd.isna(stamp) else stamp.strftime("%Y%m%d")
+
+
+def _prepare_date(f: Field, series: pd.Series, frame: pd.DataFrame) -> None:
+    value = map_unique(objects(series), _iso_date)
+    f.a["value"] = value
+    f.a["count"] = counts_of(f.codes("value"))
+    f.keys = [("value", value)]
+    f.coarse = value
+
+
+def _complete_date(f: Field, rows: np.ndarray) -> None:
+    digits = np.array([0 if v is None else int(v) for v in f.a["value"]], dtype=np.int64)
+    f.a.update(year=digits // 10000, month=digits // 100 % 100, day=digits % 100)
+
+
+def _compare_date(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
+    out = Compared.empty(len(i))
+    both = f.both("value", i, j)
+    exact = f.equal("value", i, j)
+    out.set(exact, 1, np.maximum(4.0 - share_penalty(f.a["count"][i], 0.5), 1.0))
+    idx = np.flatnonzero(both & ~exact)
+    if len(idx):
+        li, rj = i[idx], j[idx]
+        dist = pairwise(distance.OSA.distance, f.a["value"][li], f.a["value"][rj])
+        y, m, d = f.a["year"], f.a["month"], f.a["day"]
+        swapped = (y[li] == y[rj]) & (m[li] == d[rj]) & (d[li] == m[rj])  # 04/12 read as 12/04
+        out.set_at(idx, (dist <= 1) | swapped, 2, 1.5)
+        out.set(both & ~exact, 3, -2.5)
+    return out
+
+
+def _explode(lists: Any) -> pd.Series:
+    series = pd.Series(list(lists), dtype=object).explode()
+    return series[series.notna()]
+
+
+PREPARE: dict[str, Callable[[Field, pd.Series, pd.DataFrame], None]] = {
+    "email": _prepare_email, "phone": _prepare_phone, "person_name": _prepare_person_name,
+    "company": _prepare_company, "text": _prepare_text, "exact": _prepare_exact, "date": _prepare_date,
+}
+COMPLETE: dict[str, Callable[[Field, np.ndarray], None]] = {
+    "person_name": _complete_person_name, "company": _complete_company, "text": _complete_text,
+    "exact": _complete_exact, "date": _complete_date,
+}
+COMPARE: dict[str, Callable[[Field, np.ndarray, np.ndarray], Compared]] = {
+    "email": _compare_email, "phone": _compare_phone, "person_name": _compare_person_name,
+    "company": _compare_company, "text": _compare_text, "exact": _compare_exact, "date": _compare_date,
+}
+
+__all__ = ["COMPARE", "COMPLETE", "KINDS", "LEVELS", "PREPARE", "Compared", "Field", "Hashable"]
