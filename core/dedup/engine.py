@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.dedup.kinds import COMPARE, COMPLETE, KINDS, LEVELS, PREPARE, Field
+from core.dedup.kinds import COMPARE, COMPLETE, KINDS, LEVELS, PREPARE, Field, TypoKeys
 
 # The lead columns and their kinds: the default when ``fields`` is not given.
 LEAD_FIELDS: dict[str, str] = {
@@ -90,39 +90,64 @@ def complete(prepared: list[Field], rows: np.ndarray) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # Blocking
 # ---------------------------------------------------------------------------------------------------------------
-def _key_frame(prepared: list[Field], focus: np.ndarray | None) -> pd.DataFrame:
-    """(row position, key code, field number) for every blocking key; with ``focus``, only keys that a focused
-    row holds (a batch against the base)."""
-    texts, positions, numbers = [], [], []
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct int64 values (sorting beats hashing for the millions of pair codes)."""
+    if not len(values):
+        return values
+    values = np.sort(values)
+    return values[np.r_[True, values[1:] != values[:-1]]]
+
+
+def _key_frame(prepared: list[Field], focus: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row positions, key codes and field numbers of every blocking key; with ``focus``, only the keys that a
+    focused row holds (a batch against the base)."""
+    positions, keys, numbers = [], [], []
+    offset = 0
     for number, f in enumerate(prepared):
-        for name, keys in f.keys:
-            if isinstance(keys, pd.Series):
-                series = keys
+        for _, values in f.keys:
+            if isinstance(values, str):  # a per-row array already factorized for the comparisons
+                codes = f.codes(values)
+                width = len(f.a[f"{values}#uniques"])
+                pos = np.flatnonzero(codes >= 0)
+                codes = codes[pos]
             else:
-                series = pd.Series(keys, dtype=object)
+                series = values.build(focus) if isinstance(values, TypoKeys) else values
                 series = series[series.notna()]
-            if series.empty:
-                continue
-            texts.append(f"{number}:{name}:" + series.astype(str))
-            positions.append(series.index.to_numpy(dtype=np.int64))
-            numbers.append(np.full(len(series), number, dtype=np.int64))
-    if not texts:
-        return pd.DataFrame({"pos": np.zeros(0, np.int64), "key": np.zeros(0, np.int64),
-                             "field": np.zeros(0, np.int64)})
-    codes, _ = pd.factorize(pd.concat(texts, ignore_index=True).to_numpy(dtype=object))
-    keys = pd.DataFrame({"pos": np.concatenate(positions), "key": codes.astype(np.int64),
-                         "field": np.concatenate(numbers)}).drop_duplicates(["pos", "key"])
-    if focus is not None:
-        wanted = np.zeros(int(codes.max()) + 1 if len(codes) else 0, dtype=bool)
-        wanted[keys["key"].to_numpy()[focus[keys["pos"].to_numpy()]]] = True
-        keys = keys[wanted[keys["key"].to_numpy()]]
-    return keys
+                if series.empty:
+                    continue
+                factorized, uniques = pd.factorize(series)
+                width = len(uniques)
+                pair = _distinct(series.index.to_numpy(dtype=np.int64) * np.int64(width)
+                                 + factorized.astype(np.int64))  # one key once per row
+                pos, codes = pair // width, pair % width
+            if focus is not None:
+                wanted = np.zeros(width, dtype=bool)
+                wanted[codes[focus[pos]]] = True
+                keep = wanted[codes]
+                pos, codes = pos[keep], codes[keep]
+            positions.append(pos)
+            keys.append(codes + offset)
+            numbers.append(np.full(len(pos), number, dtype=np.int64))
+            offset += width
+    if not positions:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    return np.concatenate(positions), np.concatenate(keys), np.concatenate(numbers)
 
 
-def _pairs_from_blocks(positions: np.ndarray, blocks: np.ndarray) -> np.ndarray:
-    """All pairs (i < j) within each block, as int64 codes ``i << 32 | j``."""
+def _pairs_from_blocks(positions: np.ndarray, blocks: np.ndarray, focus: np.ndarray | None = None) -> np.ndarray:
+    """All pairs (i < j) within each block, as int64 codes ``i << 32 | j``; with ``focus``, only the pairs that
+    involve a focused row."""
     if len(positions) < 2:
         return np.zeros(0, dtype=np.int64)
+    if focus is not None:
+        members = pd.DataFrame({"block": blocks, "other": positions})
+        focused = members[focus[positions]].rename(columns={"other": "row"})
+        joined = focused.merge(members, on="block")
+        left, right = joined["row"].to_numpy(dtype=np.int64), joined["other"].to_numpy(dtype=np.int64)
+        low, high = np.minimum(left, right), np.maximum(left, right)
+        keep = low != high
+        return _distinct((low[keep] << 32) | high[keep])
     order = np.lexsort((positions, blocks))
     positions, blocks = positions[order], blocks[order]
     starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
@@ -135,7 +160,7 @@ def _pairs_from_blocks(positions: np.ndarray, blocks: np.ndarray) -> np.ndarray:
         low, high = np.minimum(left, right), np.maximum(left, right)
         keep = low != high
         codes.append((low[keep] << 32) | high[keep])
-    return np.unique(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
+    return _distinct(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
 
 
 def _block_sizes(keys: np.ndarray) -> np.ndarray:
@@ -146,20 +171,18 @@ def _block_sizes(keys: np.ndarray) -> np.ndarray:
 
 def candidate_pairs(prepared: list[Field], focus: np.ndarray | None = None, max_block: int = MAX_BLOCK) -> np.ndarray:
     """Row-position pairs to compare, as int64 codes ``i << 32 | j`` (i < j)."""
-    keys = _key_frame(prepared, focus)
-    if keys.empty:
+    pos, key, field_numbers = _key_frame(prepared, focus)
+    if not len(pos):
         return np.zeros(0, dtype=np.int64)
-    key = keys["key"].to_numpy()
-    pos = keys["pos"].to_numpy()
     sizes = _block_sizes(key)
     small = (sizes >= 2) & (sizes <= max_block)
-    codes = [_pairs_from_blocks(pos[small], key[small])]
+    codes = [_pairs_from_blocks(pos[small], key[small], focus)]
     # Oversized blocks (a common name, a big company, a shared switchboard): combine the key with a coarse key
     # of another field of the same record, so 张伟 at 某某科技 still meets 张伟 at 某某科技 (and 张伟 with the same
     # phone suffix), but not every other 张伟. One side of the combination is a name or a company.
     big = sizes > max_block
     if big.any():
-        big_pos, big_key, big_field = pos[big], key[big], keys["field"].to_numpy()[big]
+        big_pos, big_key, big_field = pos[big], key[big], field_numbers[big]
         parts_pos, parts_key = [], []
         for number, f in enumerate(prepared):
             if f.coarse is None:
@@ -167,22 +190,22 @@ def candidate_pairs(prepared: list[Field], focus: np.ndarray | None = None, max_
             other = big_field != number
             if f.kind not in _IDENTITY_KINDS:
                 other &= np.isin(big_field, [k for k, g in enumerate(prepared) if g.kind in _IDENTITY_KINDS])
-            coarse_codes = pd.factorize(f.coarse, use_na_sentinel=True)[0].astype(np.int64)
+            coarse_codes = f.codes(f.coarse)
             rows = big_pos[other]
             present = coarse_codes[rows] >= 0
             if not present.any():
                 continue
             parts_pos.append(rows[present])
-            parts_key.append(np.stack([big_key[other][present], np.full(present.sum(), number),
-                                       coarse_codes[rows][present]], axis=1))
+            span = np.int64(coarse_codes.max() + 1)
+            parts_key.append((big_key[other][present] * np.int64(len(prepared)) + number) * span
+                             + coarse_codes[rows][present])
         if parts_pos:
             combined_pos = np.concatenate(parts_pos)
-            combined = pd.DataFrame(np.concatenate(parts_key))
-            combined_key = combined.groupby(list(combined.columns), sort=False).ngroup().to_numpy(dtype=np.int64)
+            combined_key = pd.factorize(np.concatenate(parts_key))[0].astype(np.int64)
             combined_sizes = _block_sizes(combined_key)
             keep = (combined_sizes >= 2) & (combined_sizes <= max_block)
-            codes.append(_pairs_from_blocks(combined_pos[keep], combined_key[keep]))
-    pairs = np.unique(np.concatenate(codes))
+            codes.append(_pairs_from_blocks(combined_pos[keep], combined_key[keep], focus))
+    pairs = _distinct(np.concatenate(codes))
     if focus is not None and len(pairs):
         pairs = pairs[focus[pairs >> 32] | focus[pairs & 0xFFFFFFFF]]
     return pairs

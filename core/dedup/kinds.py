@@ -44,6 +44,7 @@ _HAN_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _HAN = re.compile(f"[{_HAN_CLASS}]")
 _SPACES = re.compile(r"\s+")
 _NOT_WORD = re.compile(f"[^\\w{_HAN_CLASS}]+")
+_ARROW = "string[pyarrow]"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -84,7 +85,10 @@ def counts_of(codes: np.ndarray) -> np.ndarray:
 
 
 def lengths_of(values: np.ndarray) -> np.ndarray:
-    return np.fromiter((0 if v is None else len(v) for v in values), dtype=np.int64, count=len(values))
+    """String lengths (0 where missing), measured once per distinct value."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    lengths = np.fromiter((len(u) for u in uniques), dtype=np.int64, count=len(uniques))
+    return np.where(codes >= 0, lengths[np.maximum(codes, 0)] if len(lengths) else 0, 0)
 
 
 def share_penalty(counts: np.ndarray, weight: float) -> np.ndarray:
@@ -108,20 +112,62 @@ def clean_text(value: Any) -> str | None:
     return text or None
 
 
-def deletion_keys(values: np.ndarray, *, min_length: int) -> pd.Series:
+def deletion_keys(values: np.ndarray, *, min_length: int, rows: np.ndarray | None = None) -> pd.Series:
     """Each value and each value with one character deleted, as an exploded Series indexed by row: strings
-    one edit (or one swap of neighbours) apart always share one of these keys; unrelated ones rarely do."""
-    present = np.array([v is not None and len(v) >= min_length for v in values], dtype=bool)
-    rows = np.flatnonzero(present)
-    if not len(rows):
-        return pd.Series([], dtype=object)
-    texts = pd.Series(values[rows], index=rows, dtype="string[pyarrow]")
-    longest = int(texts.str.len().max())
+    one edit (or one swap of neighbours) apart always share one of these keys; unrelated ones rarely do.
+    With ``rows`` (boolean mask) only those rows get keys."""
+    texts = pd.Series(values, dtype=_ARROW)
+    lengths = texts.str.len().fillna(0).to_numpy(dtype=np.int64)
+    keep = lengths >= min_length
+    if rows is not None:
+        keep &= rows
+    texts = texts[keep]
+    if texts.empty:
+        return pd.Series([], dtype=_ARROW)
     parts = [texts]
-    for k in range(longest):
-        cut = texts[texts.str.len() > k]
+    for k in range(int(lengths[keep].max())):
+        cut = texts[lengths[keep] > k]
         parts.append(cut.str.slice(0, k) + cut.str.slice(k + 1))
-    return pd.concat(parts).astype(object)
+    return pd.concat(parts)
+
+
+def halves(values: np.ndarray, *, min_length: int) -> tuple[pd.Series, pd.Series]:
+    """The first and the second half of each value (one of them survives a single typo), by row."""
+    texts = pd.Series(values, dtype=_ARROW)
+    lengths = texts.str.len().fillna(0).to_numpy(dtype=np.int64)
+    firsts, seconds = [], []
+    for length in np.unique(lengths[lengths >= min_length]):
+        group = texts[lengths == length]
+        firsts.append(group.str.slice(0, int(length) // 2))
+        seconds.append(group.str.slice(int(length) // 2))
+    if not firsts:
+        return pd.Series([], dtype=_ARROW), pd.Series([], dtype=_ARROW)
+    return pd.concat(firsts), pd.concat(seconds)
+
+
+@dataclass
+class TypoKeys:
+    """Deferred deletion keys: for a whole scan every row gets them; for a batch against a base only the rows
+    that keep the first or the last part of some batch value (one typo leaves one of them intact) do, so a
+    batch of 1,000 does not pay for 100,000 rows' keys."""
+
+    values: np.ndarray
+    min_length: int
+
+    def build(self, focus: np.ndarray | None) -> pd.Series:
+        if focus is None:
+            return deletion_keys(self.values, min_length=self.min_length)
+        texts = pd.Series(self.values, dtype=_ARROW)
+        lengths = texts.str.len().fillna(0).to_numpy(dtype=np.int64)
+        rows = focus.copy()
+        for length in np.unique(lengths[focus & (lengths >= self.min_length)]):
+            part = max(2, (int(length) - 1) // 2)
+            near = (lengths >= length - 1) & (lengths <= length + 1)
+            batch = texts[focus & (lengths == length)]
+            for piece in (texts.str.slice(0, part), texts.str.slice(-part)):
+                wanted = set(piece[batch.index].dropna().tolist())
+                rows |= near & piece.isin(wanted).fillna(False).to_numpy(dtype=bool)
+        return deletion_keys(self.values, min_length=self.min_length, rows=rows)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -134,17 +180,36 @@ class Field:
     column: str
     kind: str
     a: dict[str, np.ndarray] = field(default_factory=dict)
-    # Blocking keys: (name, per-row array with None for no key, or an exploded Series indexed by row).
+    # Blocking keys: (name, the name of a per-row array of ``a``, an exploded Series indexed by row, or
+    # ``TypoKeys``).
     keys: list[tuple[str, Any]] = field(default_factory=list)
-    coarse: np.ndarray | None = None  # combined with another field's oversized block
-    refine: bool = True  # whether this field's oversized blocks are split with other fields' coarse keys
+    coarse: str | None = None  # the array combined with another field's oversized block
 
     def codes(self, name: str) -> np.ndarray:
         cached = self.a.get(f"{name}#codes")
         if cached is None:
-            cached = codes_of(self.a[name])
+            codes, uniques = pd.factorize(self.a[name], use_na_sentinel=True)
+            cached = codes.astype(np.int64)
             self.a[f"{name}#codes"] = cached
+            self.a[f"{name}#uniques"] = np.asarray(uniques, dtype=object)
         return cached
+
+    def on_distinct(self, name: str, i: np.ndarray, j: np.ndarray,
+                    func: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+        """``func(left_values, right_values)`` computed once per distinct pair of values and spread back over
+        the pairs (both sides present): a title or a big company repeats across thousands of pairs."""
+        codes = self.codes(name)
+        uniques = self.a[f"{name}#uniques"]
+        ci, cj = codes[i], codes[j]
+        combined = ci * np.int64(len(uniques) + 1) + cj
+        first, distinct = pd.factorize(combined)
+        distinct = np.asarray(distinct, dtype=np.int64)
+        left = uniques[distinct // (len(uniques) + 1)]
+        right = uniques[distinct % (len(uniques) + 1)]
+        return np.asarray(func(left, right))[first]
+
+    def similarity(self, name: str, i: np.ndarray, j: np.ndarray, scorer: Callable[..., Any]) -> np.ndarray:
+        return self.on_distinct(name, i, j, lambda x, y: pairwise(scorer, x, y))
 
     def equal(self, name: str, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         codes = self.codes(name)
@@ -195,21 +260,44 @@ _GENERIC_LOCAL_PARTS = frozenset(
 )
 
 
+_PLAIN_EMAIL = r"[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}"
+_E164 = r"\+\d{7,15}"
+
+
+def _already(series: pd.Series, pattern: str) -> np.ndarray:
+    """Rows whose text is already in normalized form (stored leads are), so normalizing them again is skipped."""
+    texts = series.astype(_ARROW) if series.dtype != _ARROW else series
+    return texts.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
+
+
 def _prepare_email(f: Field, series: pd.Series, frame: pd.DataFrame) -> None:
-    value = objects(normalize.email_normalize(series))
-    value = np.array([v if v is not None and "@" in v else None for v in value], dtype=object)
-    local = np.array([None if v is None else v.split("@", 1)[0].split("+", 1)[0] for v in value], dtype=object)
-    domain = np.array([None if v is None else v.rsplit("@", 1)[1] for v in value], dtype=object)
-    local_key = np.array([v if v is not None and len(v) >= 4 and v not in _GENERIC_LOCAL_PARTS else None
-                          for v in local], dtype=object)
-    f.a.update(value=value, local_key=local_key, domain=domain)
+    raw = objects(series)
+    value = raw.copy()
+    plain = _already(pd.Series(raw, dtype=object).where(pd.notna(raw), None), _PLAIN_EMAIL)
+    rest = pd.notna(raw) & ~plain
+    if rest.any():
+        value[rest] = objects(normalize.email_normalize(pd.Series(raw[rest], dtype=object)))
+    texts = pd.Series(value, dtype=_ARROW)
+    texts = texts.where(texts.str.contains("@", regex=False).fillna(False).astype(bool))
+    parts = texts.str.partition("@")
+    local = parts[0].str.replace(r"\+.*$", "", regex=True)
+    domain = parts[2]
+    local_key = local.where((local.str.len() >= 4).fillna(False).astype(bool) & ~local.isin(_GENERIC_LOCAL_PARTS))
+    f.a.update(value=objects(texts), local_key=objects(local_key), domain=objects(domain.where(texts.notna())))
     f.a["count"] = counts_of(f.codes("value"))
     f.a["local_count"] = counts_of(f.codes("local_key"))
     # A typo in the local part: each half of it with the domain (one half is intact).
-    halves = [[f"{v[: len(v) // 2]}…@{d}", f"…{v[len(v) // 2 :]}@{d}"] if v is not None and len(v) >= 6 else None
-              for v, d in zip(local, domain, strict=True)]
-    f.keys = [("value", value), ("local", local_key), ("halves", _explode(halves))]
+    first, second = halves(objects(local), min_length=6)
+    f.keys = [("value", "value"), ("local", "local_key"),
+              ("first_half", first + "…@" + domain[first.index]),
+              ("second_half", "…" + second + "@" + domain[second.index])]
     f.coarse = None
+
+
+def _complete_email(f: Field, rows: np.ndarray) -> None:
+    length = np.zeros(len(rows), dtype=np.int64)
+    length[rows] = lengths_of(f.a["value"][rows])
+    f.a["length"] = length
 
 
 def _compare_email(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
@@ -221,9 +309,8 @@ def _compare_email(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
     out.identifiers(exact, count)
     idx = np.flatnonzero(both & ~exact)
     if len(idx):
-        left, right = f.a["value"][i[idx]], f.a["value"][j[idx]]
-        dist = pairwise(distance.OSA.distance, left, right)
-        shortest = np.minimum(lengths_of(left), lengths_of(right))
+        dist = f.similarity("value", i[idx], j[idx], distance.OSA.distance)
+        shortest = np.minimum(f.a["length"][i[idx]], f.a["length"][j[idx]])
         out.set_at(idx, (dist <= 1) | ((dist <= 2) & (shortest >= 12)), 2, 5.0)
         same_local = f.equal("local_key", i, j)
         out.set(same_local, 3, np.maximum(4.0 - share_penalty(f.a["local_count"][i], 1.0), 0.5))
@@ -240,18 +327,25 @@ def _phone_fallback(raw: Any) -> str | None:
 
 
 def _prepare_phone(f: Field, series: pd.Series, frame: pd.DataFrame) -> None:
-    value = objects(normalize.phone_e164(series))
+    raw = objects(series)
+    value = raw.copy()
+    plain = _already(pd.Series(raw, dtype=object).where(pd.notna(raw), None), _E164)
+    rest = pd.notna(raw) & ~plain
+    if rest.any():
+        value[rest] = objects(normalize.phone_e164(pd.Series(raw[rest], dtype=object)))
     invalid = pd.isna(value) & pd.notna(objects(series))
     if invalid.any():  # not a valid number, but its digits still identify someone
         value[invalid] = map_unique(objects(series), _phone_fallback, rows=invalid)[invalid]
-    digits = np.array([None if v is None else (v[3:] if v.startswith("+86") else v.lstrip("+")) for v in value],
-                      dtype=object)
-    last8 = np.array([None if d is None or len(d) < 8 else d[-8:] for d in digits], dtype=object)
+    texts = pd.Series(value, dtype=_ARROW)
+    digits_series = texts.str.replace(r"^\+86", "", regex=True).str.lstrip("+")
+    long_enough = (digits_series.str.len() >= 8).fillna(False).astype(bool)
+    digits = objects(digits_series)
+    last8 = objects(digits_series.str.slice(-8).where(long_enough))
     f.a.update(value=value, digits=digits, last8=last8)
     f.a["count"] = counts_of(f.codes("value"))
-    f.keys = [("value", value), ("last8", last8), ("typo", deletion_keys(digits, min_length=7))]
-    f.coarse = np.array([None if d is None else d[-4:] for d in digits], dtype=object)
-    f.refine = False
+    f.keys = [("value", "value"), ("last8", "last8"), ("typo", TypoKeys(digits, 7))]
+    f.a["suffix"] = objects(digits_series.str.slice(-4))
+    f.coarse = "suffix"
 
 
 def _compare_phone(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
@@ -264,7 +358,7 @@ def _compare_phone(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
     out.identifiers(exact, count)
     idx = np.flatnonzero(both & ~exact)
     if len(idx):
-        dist = pairwise(distance.OSA.distance, f.a["digits"][i[idx]], f.a["digits"][j[idx]])
+        dist = f.similarity("digits", i[idx], j[idx], distance.OSA.distance)
         out.set_at(idx, dist <= 1, 2, 4.0)
         out.set(both & ~exact, 3, -0.75)  # a mobile and an office line, an old and a new number
     return out
@@ -320,19 +414,27 @@ def _prepare_person_name(f: Field, series: pd.Series, frame: pd.DataFrame) -> No
     key = np.array([k if k else None for k in key], dtype=object)
     f.a.update(raw=raw, key=key)
     f.a["count"] = counts_of(f.codes("key"))
-    f.keys = [("key", key)]
-    f.coarse = key
+    f.keys = [("key", "key")]
+    f.coarse = "key"
 
 
 def _complete_person_name(f: Field, rows: np.ndarray) -> None:
+    n = len(rows)
     text = map_unique(f.a["raw"], _name_text, rows)
     key = f.a["key"]
-    han = np.array([t is not None and bool(_HAN.search(t)) for t in text], dtype=bool)
-    pairs = np.array([None if t is None else (t, k) for t, k in zip(text, key, strict=True)], dtype=object)
-    unordered = map_unique(pairs, lambda tk: _unordered_key(tk[0], tk[1]), rows)
-    initial = np.array([t is not None and not h and any(len(w) == 1 for w in t.split())
-                        for t, h in zip(text, han, strict=True)], dtype=bool)
-    f.a.update(text=text, han=han, unordered=unordered, has_initial=initial, key_length=lengths_of(key))
+    han = np.zeros(n, dtype=bool)
+    unordered = np.full(n, None, dtype=object)
+    initial = np.zeros(n, dtype=bool)
+    for k in np.flatnonzero(rows):
+        t = text[k]
+        if t is None:
+            continue
+        han[k] = bool(_HAN.search(t))
+        unordered[k] = _unordered_key(t, key[k])
+        initial[k] = not han[k] and any(len(w) == 1 for w in t.split())
+    key_length = np.zeros(n, dtype=np.int64)
+    key_length[rows] = lengths_of(key[rows])
+    f.a.update(text=text, han=han, unordered=unordered, has_initial=initial, key_length=key_length)
 
 
 def _compare_person_name(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
@@ -349,15 +451,14 @@ def _compare_person_name(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
     idx = np.flatnonzero(both & ~same_key)
     if len(idx):
         li, rj = i[idx], j[idx]
-        left, right = f.a["key"][li], f.a["key"][rj]
-        osa = pairwise(distance.OSA.distance, left, right)
-        jw = pairwise(distance.JaroWinkler.normalized_similarity, left, right)
+        osa = f.similarity("key", li, rj, distance.OSA.distance)
+        jw = f.similarity("key", li, rj, distance.JaroWinkler.normalized_similarity)
         shortest = np.minimum(f.a["key_length"][li], f.a["key_length"][rj])
         typo = ((osa <= 1) & (shortest >= 4)) | ((osa <= 2) & (shortest >= 9)) | (jw >= 0.95)
         unordered_both = f.both("unordered", li, rj)
         if unordered_both.any():
             sub = np.flatnonzero(unordered_both)
-            osa_u = pairwise(distance.OSA.distance, f.a["unordered"][li[sub]], f.a["unordered"][rj[sub]])
+            osa_u = f.similarity("unordered", li[sub], rj[sub], distance.OSA.distance)
             typo[sub] |= (osa_u <= 1) & (shortest[sub] >= 4)
         out.set_at(idx, typo, 3, 3.5)
         # "W. Zhang" / "Wei Zhang", "J Smith" / "John Smith".
@@ -423,31 +524,48 @@ def _prepare_company(f: Field, series: pd.Series, frame: pd.DataFrame) -> None:
     key = np.array([k if k else None for k in key], dtype=object)
     f.a.update(raw=raw, key=key)
     f.a["count"] = counts_of(f.codes("key"))
-    f.keys = [("key", key)]
-    f.coarse = key
+    f.keys = [("key", "key")]
+    f.coarse = "key"
 
 
 def _complete_company(f: Field, rows: np.ndarray) -> None:
     key = f.a["key"]
     loose = map_unique(key, _without_leading_place, rows)
     acronym = map_unique(map_unique(f.a["raw"], clean_text, rows), _acronym, rows)
-    f.a.update(loose=loose, acronym=acronym, key_length=lengths_of(key), loose_length=lengths_of(loose),
-               han=np.array([k is not None and bool(_HAN.search(k)) for k in key], dtype=bool))
+    key_length = np.zeros(len(rows), dtype=np.int64)
+    key_length[rows] = lengths_of(key[rows])
+    f.a.update(loose=loose, acronym=acronym, key_length=key_length)
+
+
+def _contains(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The shorter value lies inside the longer one (at least 2 Chinese or 4 Latin characters)."""
+    out = np.zeros(len(left), dtype=bool)
+    if not len(left):
+        return out
+    shortest = np.minimum(lengths_of(left), lengths_of(right))
+    minimum = np.array([2 if _HAN.search(x) else 4 for x in left], dtype=np.int64)
+    check = np.flatnonzero(shortest >= minimum)
+    if len(check):
+        lcs = pairwise(distance.LCSseq.similarity, left[check], right[check])  # a cheap filter first
+        possible = check[lcs >= shortest[check]]
+        out[possible] = [(x in y) or (y in x) for x, y in zip(left[possible], right[possible], strict=True)]
+    return out
 
 
 def _contained(f: Field, name: str, li: np.ndarray, rj: np.ndarray) -> np.ndarray:
-    """The shorter value lies inside the longer one (at least 2 Chinese or 4 Latin characters)."""
-    left, right = f.a[name][li], f.a[name][rj]
-    lengths = f.a[f"{name}_length"]
-    shortest = np.minimum(lengths[li], lengths[rj])
-    enough = shortest >= np.where(f.a["han"][li], 2, 4)
-    common = pairwise(distance.Indel.normalized_similarity, left, right)  # cheap filter before the exact test
-    out = np.zeros(len(li), dtype=bool)
-    check = np.flatnonzero(enough & (common > 0))
-    if len(check):
-        lcs = pairwise(distance.LCSseq.similarity, left[check], right[check])
-        possible = check[lcs >= shortest[check]]
-        out[possible] = [(x in y) or (y in x) for x, y in zip(left[possible], right[possible], strict=True)]
+    return f.on_distinct(name, li, rj, _contains)
+
+
+def _abbreviates(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """上海交通大学 / 上海交大: the shorter Chinese name's characters in order in the longer one, starting alike."""
+    out = np.zeros(len(left), dtype=bool)
+    if not len(left):
+        return out
+    shortest = np.minimum(lengths_of(left), lengths_of(right))
+    lcs = pairwise(distance.LCSseq.similarity, left, right)
+    check = np.flatnonzero((lcs >= shortest) & (shortest >= 2))
+    out[check] = [x[0] == y[0] and bool(_HAN.match(x)) and bool(_HAN.match(y))
+                  for x, y in zip(left[check], right[check], strict=True)]
     return out
 
 
@@ -459,17 +577,13 @@ def _compare_company(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
     idx = np.flatnonzero(both & ~exact)
     if len(idx):
         li, rj = i[idx], j[idx]
-        left, right = f.a["key"][li], f.a["key"][rj]
-        ratio = pairwise(fuzz.ratio, left, right)
+        ratio = f.similarity("key", li, rj, fuzz.ratio)
         variant = (ratio >= 90) | _contained(f, "key", li, rj) | _contained(f, "loose", li, rj)
         out.set_at(idx, variant, 2, 2.5)
-        # 上海交通大学 / 上海交大: the shorter name's characters in order in the longer, starting alike;
-        # IBM / International Business Machines: an acronym.
-        lcs = pairwise(distance.LCSseq.similarity, left, right)
-        shortest = np.minimum(f.a["key_length"][li], f.a["key_length"][rj])
-        first_alike = np.array([x[0] == y[0] for x, y in zip(left, right, strict=True)], dtype=bool)
-        abbreviation = f.a["han"][li] & f.a["han"][rj] & first_alike & (shortest >= 2) & (lcs >= shortest)
+        abbreviation = f.on_distinct("key", li, rj, _abbreviates)
         la, ra = f.a["acronym"][li], f.a["acronym"][rj]
+        left, right = f.a["key"][li], f.a["key"][rj]
+        shortest = np.minimum(f.a["key_length"][li], f.a["key_length"][rj])
         abbreviation |= ((left == ra) | (right == la)) & (shortest >= 2)
         out.set_at(idx, abbreviation, 3, 2.0)
         out.set_at(idx, ratio >= 75, 4, 0.8)
@@ -499,13 +613,8 @@ def _prepare_text(f: Field, series: pd.Series, frame: pd.DataFrame) -> None:
     f.a["value"] = value
     f.a["count"] = counts_of(f.codes("value"))
     # The words of a text are keys too (words many rows share make oversized blocks and drop out there).
-    f.keys = [("value", value), ("word", _explode(map_unique(value, _text_tokens)))]
-    f.coarse = value
-
-
-def _complete_text(f: Field, rows: np.ndarray) -> None:
-    f.a["value_length"] = lengths_of(f.a["value"])
-    f.a["han"] = np.array([v is not None and bool(_HAN.search(v)) for v in f.a["value"]], dtype=bool)
+    f.keys = [("value", "value"), ("word", _tokens_by_row(f, _text_tokens))]
+    f.coarse = "value"
 
 
 def _compare_text(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
@@ -516,7 +625,7 @@ def _compare_text(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
     idx = np.flatnonzero(both & ~exact)
     if len(idx):
         li, rj = i[idx], j[idx]
-        ratio = pairwise(fuzz.token_set_ratio, f.a["value"][li], f.a["value"][rj])
+        ratio = f.similarity("value", li, rj, fuzz.token_set_ratio)
         out.set_at(idx, (ratio >= 85) | _contained(f, "value", li, rj), 2, 1.0)
         out.set(both & ~exact, 3, -0.5)
     return out
@@ -526,16 +635,30 @@ def _exact_value(value: Any) -> str | None:
     return _NOT_WORD.sub("", clean_text(value) or "") or None
 
 
+def _exact_values(series: pd.Series) -> np.ndarray:
+    """``_exact_value`` for a column: plain ASCII cells in one vectorized pass, the rest one by one."""
+    raw = objects(series)
+    texts = pd.Series(raw, dtype=object).where(pd.notna(raw), None).astype(str).astype(_ARROW)
+    texts = texts.where(pd.notna(raw))
+    plain = texts.str.isascii().fillna(False).to_numpy(dtype=bool)
+    value = objects(texts.str.lower().str.replace(r"[^0-9a-z_]+", "", regex=True))
+    if (~plain & pd.notna(raw)).any():
+        value[~plain] = map_unique(raw, _exact_value, ~plain)[~plain]
+    return np.array([v if v else None for v in value], dtype=object)
+
+
 def _prepare_exact(f: Field, series: pd.Series, frame: pd.DataFrame) -> None:
-    value = map_unique(objects(series), _exact_value)
+    value = _exact_values(series)
     f.a["value"] = value
     f.a["count"] = counts_of(f.codes("value"))
-    f.keys = [("value", value), ("typo", deletion_keys(value, min_length=6))]
-    f.coarse = value
+    f.keys = [("value", "value"), ("typo", TypoKeys(value, 6))]
+    f.coarse = "value"
 
 
 def _complete_exact(f: Field, rows: np.ndarray) -> None:
-    f.a["value_length"] = lengths_of(f.a["value"])
+    length = np.zeros(len(rows), dtype=np.int64)
+    length[rows] = lengths_of(f.a["value"][rows])
+    f.a["value_length"] = length
 
 
 def _compare_exact(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
@@ -548,7 +671,7 @@ def _compare_exact(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
     idx = np.flatnonzero(both & ~exact)
     if len(idx):
         li, rj = i[idx], j[idx]
-        dist = pairwise(distance.OSA.distance, f.a["value"][li], f.a["value"][rj])
+        dist = f.similarity("value", li, rj, distance.OSA.distance)
         shortest = np.minimum(f.a["value_length"][li], f.a["value_length"][rj])
         out.set_at(idx, (dist <= 1) & (shortest >= 6), 2, 2.5)
         out.set(both & ~exact, 3, -1.5)
@@ -577,8 +700,8 @@ def _prepare_date(f: Field, series: pd.Series, frame: pd.DataFrame) -> None:
     value = map_unique(objects(series), _iso_date)
     f.a["value"] = value
     f.a["count"] = counts_of(f.codes("value"))
-    f.keys = [("value", value)]
-    f.coarse = value
+    f.keys = [("value", "value")]
+    f.coarse = "value"
 
 
 def _complete_date(f: Field, rows: np.ndarray) -> None:
@@ -594,12 +717,29 @@ def _compare_date(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
     idx = np.flatnonzero(both & ~exact)
     if len(idx):
         li, rj = i[idx], j[idx]
-        dist = pairwise(distance.OSA.distance, f.a["value"][li], f.a["value"][rj])
+        dist = f.similarity("value", li, rj, distance.OSA.distance)
         y, m, d = f.a["year"], f.a["month"], f.a["day"]
         swapped = (y[li] == y[rj]) & (m[li] == d[rj]) & (d[li] == m[rj])  # 04/12 read as 12/04
         out.set_at(idx, (dist <= 1) | swapped, 2, 1.5)
         out.set(both & ~exact, 3, -2.5)
     return out
+
+
+def _tokens_by_row(f: Field, tokenize: Callable[[str], list[str] | None]) -> pd.Series:
+    """The tokens of each row's value, tokenized once per distinct value, as an exploded Series by row."""
+    codes = f.codes("value")
+    uniques = f.a["value#uniques"]
+    owner, tokens = [], []
+    for code, value in enumerate(uniques):
+        for token in tokenize(value) or ():
+            owner.append(code)
+            tokens.append(token)
+    if not tokens:
+        return pd.Series([], dtype=object)
+    table = pd.DataFrame({"code": owner, "token": tokens})
+    rows = pd.DataFrame({"code": codes, "pos": np.arange(len(codes))})
+    joined = rows[codes >= 0].merge(table, on="code")
+    return pd.Series(joined["token"].to_numpy(dtype=object), index=joined["pos"].to_numpy())
 
 
 def _explode(lists: Any) -> pd.Series:
@@ -612,7 +752,7 @@ PREPARE: dict[str, Callable[[Field, pd.Series, pd.DataFrame], None]] = {
     "company": _prepare_company, "text": _prepare_text, "exact": _prepare_exact, "date": _prepare_date,
 }
 COMPLETE: dict[str, Callable[[Field, np.ndarray], None]] = {
-    "person_name": _complete_person_name, "company": _complete_company, "text": _complete_text,
+    "email": _complete_email, "person_name": _complete_person_name, "company": _complete_company,
     "exact": _complete_exact, "date": _complete_date,
 }
 COMPARE: dict[str, Callable[[Field, np.ndarray, np.ndarray], Compared]] = {
