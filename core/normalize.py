@@ -88,7 +88,7 @@ def _text(value: Any) -> str:
     text = value if isinstance(value, str) else str(value)
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
-    return _WHITESPACE.sub(" ", text).strip()
+    return " ".join(text.split())
 
 
 # ---------------------------------------------------------------------------------------------------------------
