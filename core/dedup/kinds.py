@@ -279,9 +279,12 @@ def _prepare_email(f: Field, series: pd.Series, frame: pd.DataFrame) -> None:
         value[rest] = objects(normalize.email_normalize(pd.Series(raw[rest], dtype=object)))
     texts = pd.Series(value, dtype=_ARROW)
     texts = texts.where(texts.str.contains("@", regex=False).fillna(False).astype(bool))
-    parts = texts.str.partition("@")
-    local = parts[0].str.replace(r"\+.*$", "", regex=True)
-    domain = parts[2]
+    if texts.notna().any():
+        parts = texts.str.partition("@")
+        local = parts[0].str.replace(r"\+.*$", "", regex=True)
+        domain = parts[2]
+    else:
+        local = domain = pd.Series([None] * len(texts), dtype=_ARROW)
     local_key = local.where((local.str.len() >= 4).fillna(False).astype(bool) & ~local.isin(_GENERIC_LOCAL_PARTS))
     f.a.update(value=objects(texts), local_key=objects(local_key), domain=objects(domain.where(texts.notna())))
     f.a["count"] = counts_of(f.codes("value"))
@@ -305,7 +308,7 @@ def _compare_email(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
     both = f.both("value", i, j)
     exact = f.equal("value", i, j)
     count = f.a["count"][i]
-    out.set(exact, 1, np.maximum(9.0 - share_penalty(count, 1.5), 1.0))
+    out.set(exact, 1, np.maximum(10.0 - share_penalty(count, 1.5), 1.0))
     out.identifiers(exact, count)
     idx = np.flatnonzero(both & ~exact)
     if len(idx):
@@ -354,7 +357,7 @@ def _compare_phone(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
     # The same number, with or without an area code or country prefix.
     exact = f.equal("value", i, j) | (both & f.equal("last8", i, j))
     count = np.maximum(f.a["count"][i], f.a["count"][j])
-    out.set(exact, 1, np.maximum(9.0 - share_penalty(count, 1.5), 1.0))
+    out.set(exact, 1, np.maximum(10.0 - share_penalty(count, 1.5), 1.0))
     out.identifiers(exact, count)
     idx = np.flatnonzero(both & ~exact)
     if len(idx):
@@ -666,7 +669,7 @@ def _compare_exact(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
     both = f.both("value", i, j)
     exact = f.equal("value", i, j)
     count = f.a["count"][i]
-    out.set(exact, 1, np.maximum(9.0 - share_penalty(count, 1.5), 0.3))
+    out.set(exact, 1, np.maximum(10.0 - share_penalty(count, 1.5), 0.3))
     out.identifiers(exact, count)
     idx = np.flatnonzero(both & ~exact)
     if len(idx):
