@@ -80,7 +80,7 @@ def dump(session: Session) -> dict[str, list[tuple[Any, ...]]]:
         if table.name in ("mergerecord", "auditlog"):
             continue
         rows = session.execute(select(table)).all()
-        out[table.name] = sorted((tuple(repr(v) for v in row) for row in rows))
+        out[table.name] = sorted(tuple(repr(v) for v in row) for row in rows)
     return out
 
 
