@@ -12,7 +12,10 @@ Deterministic for a given seed; used by the accuracy report, the speed benchmark
 
 from __future__ import annotations
 
-import numpy as np
+import random
+from functools import lru_cache
+from itertools import accumulate
+
 import pandas as pd
 from pypinyin import Style, lazy_pinyin
 
@@ -47,18 +50,22 @@ MOBILE_PREFIXES = ("130 131 132 133 135 136 137 138 139 150 151 152 153 155 156 
 LEAD_COLUMNS = ["name", "email", "phone", "wechat_id", "company", "title", "city"]
 
 
-def _zipf_weights(n: int, exponent: float) -> np.ndarray:
-    weights = 1.0 / np.arange(1, n + 1) ** exponent
-    return weights / weights.sum()
+def _zipf_cumulative(n: int, exponent: float) -> list[float]:
+    return list(accumulate(1.0 / k ** exponent for k in range(1, n + 1)))
+
+
+@lru_cache(maxsize=4096)
+def _pinyin(text: str) -> str:
+    return "".join(lazy_pinyin(text, style=Style.NORMAL))
 
 
 class _World:
-    def __init__(self, rng: np.random.Generator, people: int) -> None:
+    def __init__(self, rng: random.Random, people: int) -> None:
         self.rng = rng
-        self.surname_p = _zipf_weights(len(SURNAMES), 0.9)
-        self.given_p = _zipf_weights(len(GIVEN), 0.7)
+        self.surname_w = _zipf_cumulative(len(SURNAMES), 0.9)
+        self.given_w = _zipf_cumulative(len(GIVEN), 0.7)
         self.companies = self._companies(max(20, people // 6))
-        self.company_p = _zipf_weights(len(self.companies), 0.9)
+        self.company_w = _zipf_cumulative(len(self.companies), 0.9)
         self.emails: set[str] = set()
 
     def _companies(self, n: int) -> list[dict[str, str]]:
@@ -66,18 +73,18 @@ class _World:
         seen: set[str] = set()
         out: list[dict[str, str]] = []
         while len(out) < n:
-            core = "".join(rng.choice(list(CORE_CHARS), size=2, replace=False))
-            industry = str(rng.choice(INDUSTRY))
+            core = "".join(rng.sample(CORE_CHARS, 2))
+            industry = rng.choice(INDUSTRY)
             if core + industry in seen:
                 continue
             seen.add(core + industry)
-            city = str(rng.choice(CITIES))
+            city = (rng.choice(CITIES))
             english = rng.random() < 0.06
-            pinyin = "".join(lazy_pinyin(core, style=Style.NORMAL))
+            pinyin = _pinyin(core)
             company = {
-                "core": core, "industry": industry, "city": city, "legal": str(rng.choice(LEGAL)),
+                "core": core, "industry": industry, "city": city, "legal": (rng.choice(LEGAL)),
                 "domain": f"{pinyin}{rng.choice(['', 'tech', 'group', 'soft'])}.{rng.choice(['com', 'cn', 'com.cn'])}",
-                "switchboard": f"0{rng.integers(10, 30)}-{rng.integers(5, 9)}{rng.integers(0, 10 ** 7):07d}",
+                "switchboard": f"0{rng.randrange(10, 30)}-{rng.randrange(5, 9)}{rng.randrange(0, 10 ** 7):07d}",
                 "english": english,
                 "en_name": f"{pinyin.capitalize()} {rng.choice(EN_INDUSTRY)} Co., Ltd.",
             }
@@ -88,60 +95,60 @@ class _World:
 
     def person(self, entity: int) -> dict[str, object]:
         rng = self.rng
-        company = self.companies[int(rng.choice(len(self.companies), p=self.company_p))]
+        company = rng.choices(self.companies, cum_weights=self.company_w)[0]
         western = rng.random() < 0.08
         if western:
-            first, last = str(rng.choice(WESTERN_FIRST)), str(rng.choice(WESTERN_LAST))
+            first, last = (rng.choice(WESTERN_FIRST)), (rng.choice(WESTERN_LAST))
             han, given_py, sur_py = None, first.lower(), last.lower()
             name = f"{first} {last}"
         else:
-            surname = (str(rng.choice(COMPOUND_SURNAMES)) if rng.random() < 0.01
-                       else str(rng.choice(list(SURNAMES), p=self.surname_p)))
-            given = "".join(rng.choice(list(GIVEN), size=int(rng.choice([1, 2], p=[0.35, 0.65])), p=self.given_p))
+            surname = (rng.choice(COMPOUND_SURNAMES) if rng.random() < 0.01
+                       else rng.choices(SURNAMES, cum_weights=self.surname_w)[0])
+            given = "".join(rng.choices(GIVEN, cum_weights=self.given_w, k=1 if rng.random() < 0.35 else 2))
             han = surname + given
-            sur_py = "".join(lazy_pinyin(surname, style=Style.NORMAL))
-            given_py = "".join(lazy_pinyin(given, style=Style.NORMAL))
+            sur_py = _pinyin(surname)
+            given_py = _pinyin(given)
             name = han
         if rng.random() < 0.08:
             phone = company["switchboard"]  # colleagues giving the office number
         else:
-            phone = str(rng.choice(MOBILE_PREFIXES)) + f"{rng.integers(0, 10 ** 8):08d}"
-        local = str(rng.choice([f"{sur_py}{given_py}", f"{given_py}.{sur_py}", f"{sur_py}.{given_py}",
-                                f"{given_py[:1]}{sur_py}", f"{sur_py}{given_py}{rng.integers(1, 99)}"]))
+            phone = (rng.choice(MOBILE_PREFIXES)) + f"{rng.randrange(0, 10 ** 8):08d}"
+        local = (rng.choice([f"{sur_py}{given_py}", f"{given_py}.{sur_py}", f"{sur_py}.{given_py}",
+                                f"{given_py[:1]}{sur_py}", f"{sur_py}{given_py}{rng.randrange(1, 99)}"]))
         if rng.random() < 0.55:
             email = f"{local}@{company['domain']}"
         elif rng.random() < 0.5:
-            email = f"{rng.integers(10 ** 5, 10 ** 10)}@qq.com"
+            email = f"{rng.randrange(10 ** 5, 10 ** 10)}@qq.com"
         else:
-            email = f"{local}{rng.integers(0, 999) if rng.random() < 0.5 else ''}@{rng.choice(FREE_MAIL)}"
+            email = f"{local}{rng.randrange(0, 999) if rng.random() < 0.5 else ''}@{rng.choice(FREE_MAIL)}"
         while email in self.emails:  # a mailbox belongs to one person
-            email = email.replace("@", f"{rng.integers(0, 10)}@", 1)
+            email = email.replace("@", f"{rng.randrange(0, 10)}@", 1)
         self.emails.add(email)
-        wechat = (f"wxid_{rng.integers(10 ** 9, 10 ** 10)}" if rng.random() < 0.5
-                  else f"{sur_py}{given_py}_{rng.integers(10, 9999)}") if rng.random() < 0.35 else None
+        wechat = (f"wxid_{rng.randrange(10 ** 9, 10 ** 10)}" if rng.random() < 0.5
+                  else f"{sur_py}{given_py}_{rng.randrange(10, 9999)}") if rng.random() < 0.35 else None
         return {
             "entity": entity, "western": western, "han": han, "sur_py": sur_py, "given_py": given_py,
             "name": name, "company_info": company,
             "company": company["en_name"] if company["english"] else company["name"],
             "phone": phone, "email": email, "wechat_id": wechat,
-            "title": str(rng.choice(TITLES)), "city": company["city"],
+            "title": (rng.choice(TITLES)), "city": company["city"],
         }
 
 
-def _mobile_format(phone: str, rng: np.random.Generator) -> str:
+def _mobile_format(phone: str, rng: random.Random) -> str:
     if not phone.startswith("1") or len(phone) != 11:
         return phone if rng.random() < 0.7 else phone.replace("-", "")
-    style = rng.integers(0, 5)
+    style = rng.randrange(0, 5)
     return [phone, f"+86 {phone[:3]} {phone[3:7]} {phone[7:]}", f"{phone[:3]}-{phone[3:7]}-{phone[7:]}",
             f"86{phone}", f"+86{phone}"][style]
 
 
-def _digit_typo(phone: str, rng: np.random.Generator) -> str:
+def _digit_typo(phone: str, rng: random.Random) -> str:
     digits = list(phone)
     positions = [k for k, c in enumerate(digits) if c.isdigit()][3:]  # the prefix is seldom mistyped
-    k = int(rng.choice(positions))
+    k = rng.choice(positions)
     if rng.random() < 0.7:
-        digits[k] = str((int(digits[k]) + int(rng.integers(1, 10))) % 10)
+        digits[k] = str((int(digits[k]) + int(rng.randrange(1, 10))) % 10)
     else:
         nxt = next((m for m in positions if m > k), None)
         if nxt is not None and digits[nxt] != digits[k]:
@@ -151,15 +158,15 @@ def _digit_typo(phone: str, rng: np.random.Generator) -> str:
     return "".join(digits)
 
 
-def _letter_typo(text: str, rng: np.random.Generator) -> str:
+def _letter_typo(text: str, rng: random.Random) -> str:
     letters = list(text)
     positions = [k for k, c in enumerate(letters) if c.isalpha()][1:]
     if not positions:
         return text
-    k = int(rng.choice(positions))
-    action = rng.integers(0, 3)
+    k = rng.choice(positions)
+    action = rng.randrange(0, 3)
     if action == 0:
-        letters[k] = str(rng.choice(list("abcdefghijklmnopqrstuvwxyz")))
+        letters[k] = (rng.choice(list("abcdefghijklmnopqrstuvwxyz")))
     elif action == 1:
         del letters[k]
     elif k + 1 < len(letters):
@@ -167,7 +174,7 @@ def _letter_typo(text: str, rng: np.random.Generator) -> str:
     return "".join(letters)
 
 
-def _variant_name(p: dict[str, object], rng: np.random.Generator) -> tuple[str | None, bool]:
+def _variant_name(p: dict[str, object], rng: random.Random) -> tuple[str | None, bool]:
     sur, given = str(p["sur_py"]), str(p["given_py"])
     roll = rng.random()
     if p["western"]:
@@ -184,7 +191,7 @@ def _variant_name(p: dict[str, object], rng: np.random.Generator) -> tuple[str |
     if roll < 0.45:
         return str(p["han"]), True
     if roll < 0.8:
-        style = rng.integers(0, 5)
+        style = rng.randrange(0, 5)
         return [f"{sur.capitalize()} {given.capitalize()}", f"{given.capitalize()} {sur.capitalize()}",
                 f"{sur.upper()} {given.capitalize()}", f"{sur}{given}", f"{given.capitalize()} {sur.upper()}"][style], True
     if roll < 0.86:
@@ -198,7 +205,7 @@ def _variant_name(p: dict[str, object], rng: np.random.Generator) -> tuple[str |
     return None, False
 
 
-def _variant_company(p: dict[str, object], rng: np.random.Generator) -> tuple[str | None, bool]:
+def _variant_company(p: dict[str, object], rng: random.Random) -> tuple[str | None, bool]:
     c = p["company_info"]
     assert isinstance(c, dict)
     if c["english"]:
@@ -224,7 +231,7 @@ def _variant_company(p: dict[str, object], rng: np.random.Generator) -> tuple[st
     return None, False
 
 
-def _variant(p: dict[str, object], rng: np.random.Generator) -> dict[str, object]:
+def _variant(p: dict[str, object], rng: random.Random) -> dict[str, object]:
     """A second record of the same person: recognizable (at least two of name, company, phone, email,
     WeChat still point to them, possibly misspelt) but rarely identical."""
     while True:
@@ -239,7 +246,7 @@ def _variant(p: dict[str, object], rng: np.random.Generator) -> dict[str, object
         elif roll < 0.85:
             phone_out, has_phone = None, False
         else:
-            phone_out, has_phone = str(rng.choice(MOBILE_PREFIXES)) + f"{rng.integers(0, 10 ** 8):08d}", False
+            phone_out, has_phone = (rng.choice(MOBILE_PREFIXES)) + f"{rng.randrange(0, 10 ** 8):08d}", False
         email = str(p["email"])
         local, domain = email.split("@")
         roll = rng.random()
@@ -252,7 +259,7 @@ def _variant(p: dict[str, object], rng: np.random.Generator) -> dict[str, object
         elif roll < 0.85:
             email_out, has_email = None, False
         else:
-            email_out, has_email = f"{p['sur_py']}{rng.integers(100, 9999)}@{rng.choice(FREE_MAIL)}", False
+            email_out, has_email = f"{p['sur_py']}{rng.randrange(100, 9999)}@{rng.choice(FREE_MAIL)}", False
         wechat = p["wechat_id"] if p["wechat_id"] and rng.random() < 0.5 else None
         signals = has_name + has_company + has_phone + has_email + (wechat is not None)
         if signals >= 2 and (has_name or has_phone or has_email or wechat):
@@ -269,7 +276,7 @@ def labelled_leads(people: int, *, seed: int = 1, duplicate_share: float = 0.3) 
     """Lead records of ``people`` persons, ``duplicate_share`` of whom appear two or three times.
 
     Index: record ids 1…n in shuffled order; columns: the lead fields and ``entity`` (ground truth)."""
-    rng = np.random.default_rng(seed)
+    rng = random.Random(seed)
     world = _World(rng, people)
     rows: list[dict[str, object]] = []
     for entity in range(people):
@@ -281,7 +288,9 @@ def labelled_leads(people: int, *, seed: int = 1, duplicate_share: float = 0.3) 
             for _ in range(1 if rng.random() < 0.75 else 2):
                 rows.append(_variant(p, rng))
     frame = pd.DataFrame(rows)
-    frame = frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
+    order = list(range(len(frame)))
+    rng.shuffle(order)
+    frame = frame.iloc[order].reset_index(drop=True)
     frame.index = pd.RangeIndex(1, len(frame) + 1, name="id")
     return frame[[*LEAD_COLUMNS, "entity"]]
 
