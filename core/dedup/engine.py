@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.dedup.kinds import COMPARE, COMPLETE, KINDS, LEVELS, PREPARE, Field, TypoKeys
+from core.dedup.kinds import COMPARE, COMPLETE, KINDS, LEVELS, PREPARE, Field, TextWords, TypoKeys
 
 # The lead columns and their kinds: the default when ``fields`` is not given.
 LEAD_FIELDS: dict[str, str] = {
@@ -46,6 +46,7 @@ LEAD_FIELDS: dict[str, str] = {
 PAIR_COLUMNS = ["left", "right", "score", "reasons"]
 MAX_BLOCK = 50  # records sharing one key; larger blocks are split with a second key or left out
 _IDENTITY_KINDS = frozenset({"person_name", "company"})
+_STRONG_KINDS = frozenset({"email", "phone", "person_name", "company", "exact"})
 
 # Logistic curve from points to a score: score = 1 / (1 + exp(-(points - MIDPOINT) / SCALE)).
 MIDPOINT = 5.5
@@ -103,6 +104,9 @@ def _key_frame(prepared: list[Field], focus: np.ndarray | None) -> tuple[np.ndar
     focused row holds (a batch against the base)."""
     positions, keys, numbers = [], [], []
     offset = 0
+    # Text words block only records that have nothing stronger (a product title, an address); in lead data
+    # titles and cities are supporting evidence, and their words would only add chance pairs.
+    text_words = not any(f.kind in _STRONG_KINDS for f in prepared)
     for number, f in enumerate(prepared):
         for _, values in f.keys:
             if isinstance(values, str):  # a per-row array already factorized for the comparisons
@@ -110,8 +114,10 @@ def _key_frame(prepared: list[Field], focus: np.ndarray | None) -> tuple[np.ndar
                 width = len(f.a[f"{values}#uniques"])
                 pos = np.flatnonzero(codes >= 0)
                 codes = codes[pos]
+            elif isinstance(values, TextWords) and not text_words:
+                continue
             else:
-                series = values.build(focus) if isinstance(values, TypoKeys) else values
+                series = values.build(focus) if isinstance(values, (TypoKeys, TextWords)) else values
                 series = series[series.notna()]
                 if series.empty:
                     continue

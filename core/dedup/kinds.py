@@ -157,17 +157,68 @@ class TypoKeys:
     def build(self, focus: np.ndarray | None) -> pd.Series:
         if focus is None:
             return deletion_keys(self.values, min_length=self.min_length)
+        if all(v is None or v.isdigit() for v in self.values[focus]):
+            return self._digit_neighbours(focus)
         texts = pd.Series(self.values, dtype=_ARROW)
         lengths = texts.str.len().fillna(0).to_numpy(dtype=np.int64)
+        batch = focus & (lengths >= self.min_length)
+        if not batch.any():
+            return pd.Series([], dtype=_ARROW)
+        part = max(2, (int(lengths[batch].min()) - 1) // 2)
+        near = np.isin(lengths, np.unique(np.concatenate([lengths[batch] + d for d in (-1, 0, 1)])))
         rows = focus.copy()
-        for length in np.unique(lengths[focus & (lengths >= self.min_length)]):
-            part = max(2, (int(length) - 1) // 2)
-            near = (lengths >= length - 1) & (lengths <= length + 1)
-            batch = texts[focus & (lengths == length)]
-            for piece in (texts.str.slice(0, part), texts.str.slice(-part)):
-                wanted = set(piece[batch.index].dropna().tolist())
-                rows |= near & piece.isin(wanted).fillna(False).to_numpy(dtype=bool)
+        for piece in (texts.str.slice(0, part), texts.str.slice(-part)):
+            wanted = piece[batch].unique()
+            rows |= near & piece.isin(wanted).fillna(False).to_numpy(dtype=bool)
         return deletion_keys(self.values, min_length=self.min_length, rows=rows)
+
+    def _digit_neighbours(self, focus: np.ndarray) -> pd.Series:
+        """For digit strings (phones): every string one edit away from a batch value, looked up among all
+        values. The batch row gets the neighbours that exist as keys, the matching rows their own value."""
+        values = pd.Series(self.values, dtype=object)
+        present = values.notna().to_numpy() & (values.str.len().fillna(0).to_numpy() >= self.min_length)
+        known = set(values[present & ~focus].tolist())
+        keys: list[str] = []
+        rows: list[int] = []
+        hit: set[str] = set()
+        for row in np.flatnonzero(focus & present):
+            value = self.values[row]
+            found = [v for v in _digit_variants(value) if v in known]
+            found.append(value)
+            hit.update(found)
+            keys += found
+            rows += [int(row)] * len(found)
+        others = np.flatnonzero(present & ~focus)
+        matched = [int(r) for r in others if self.values[r] in hit]
+        keys += [self.values[r] for r in matched]
+        rows += matched
+        return pd.Series(keys, index=np.asarray(rows, dtype=np.int64), dtype=object)
+
+
+@dataclass
+class TextWords:
+    """Deferred word keys of a text field, built only when the frame has no stronger field to block on."""
+
+    field: Field
+
+    def build(self, focus: np.ndarray | None) -> pd.Series:
+        return _tokens_by_row(self.field, _text_tokens)
+
+
+def _digit_variants(value: str) -> set[str]:
+    """Digit strings one substitution, deletion, insertion or swap of neighbours away from ``value``."""
+    out: set[str] = set()
+    digits = "0123456789"
+    for k in range(len(value) + 1):
+        head, tail = value[:k], value[k:]
+        out.update(head + d + tail for d in digits)
+        if tail:
+            out.add(head + tail[1:])
+            out.update(head + d + tail[1:] for d in digits)
+            if len(tail) > 1:
+                out.add(head + tail[1] + tail[0] + tail[2:])
+    out.discard(value)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -616,7 +667,9 @@ def _prepare_text(f: Field, series: pd.Series, frame: pd.DataFrame) -> None:
     f.a["value"] = value
     f.a["count"] = counts_of(f.codes("value"))
     # The words of a text are keys too (words many rows share make oversized blocks and drop out there).
-    f.keys = [("value", "value"), ("word", _tokens_by_row(f, _text_tokens))]
+    # Words of a text are keys too (words many rows share make oversized blocks and drop out there) — unless
+    # the record has stronger keys (see engine.prepare), where a text is supporting evidence only.
+    f.keys = [("value", "value"), ("word", TextWords(f))]
     f.coarse = "value"
 
 

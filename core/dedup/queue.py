@@ -33,7 +33,7 @@ PAIR_FIELDS = ("name", "company", "phone", "email", "title", "city", "stage", "o
 COMPARED_FIELDS = ("name", "email", "phone", "wechat_id", "company", "title", "industry", "province", "city",
                    "company_size", "product_interest")
 FRAME_COLUMNS = ("id", "name", "name_key", "email", "phone", "wechat_id", "company", "company_key", "title",
-                 "city", "owner_id", "stage", "is_customer", "created_at")
+                 "city", "owner_id", "stage", "is_customer")
 _CHUNK = 500
 
 
@@ -50,8 +50,12 @@ def thresholds(session: Session) -> tuple[float, float]:
 def lead_frame(session: Session) -> pd.DataFrame:
     """The valid leads with the columns dedup compares, indexed by lead id (one statement)."""
     columns = [getattr(Lead, c) for c in FRAME_COLUMNS]
-    result = session.execute(select(*columns).where(Lead.status == LeadStatus.VALID).order_by(Lead.id))
-    frame = pd.DataFrame(result.all(), columns=list(FRAME_COLUMNS))
+    result = session.connection().execute(select(*columns).where(Lead.status == LeadStatus.VALID).order_by(Lead.id))
+    # Plain columns (text, integers, a boolean): the driver's rows as they are, without per-value processing.
+    rows = result.cursor.fetchall() if result.cursor is not None else []
+    result.close()
+    frame = pd.DataFrame.from_records(rows, columns=list(FRAME_COLUMNS))
+    frame["is_customer"] = frame["is_customer"].astype(bool)
     return frame.set_index("id")
 
 
