@@ -23,7 +23,7 @@ from sqlmodel import Session
 from core import audit
 from core.auth import SYSTEM, Actor, require
 from core.dedup.engine import clusters, find_duplicates
-from core.dedup.merge import merge
+from core.dedup.merge import merge, merge_many
 from core.errors import NotFound, ValidationError
 from core.lifecycle import stage_rank
 from core.settings import get_setting
@@ -107,17 +107,15 @@ def process_pairs(
     if not certain.empty:
         groups = clusters(certain, auto)
         scores = {(a, b): s for a, b, s in zip(certain["left"], certain["right"], certain["score"], strict=True)}
+        steps = []
         for _, ids in groups.groupby(groups).groups.items():
             members = sorted(int(i) for i in ids)
             survivor = _survivor(frame, members)
             for member in members:
-                if member == survivor:
-                    continue
-                score = scores.get((min(member, survivor), max(member, survivor)))
-                merge(session=session, actor=SYSTEM, survivor_id=survivor, merged_id=member, now=now,
-                      automatic=True, score=score)
-                merged_away.add(member)
-                summary["merged"] += 1
+                if member != survivor:
+                    steps.append((survivor, member, scores.get((min(member, survivor), max(member, survivor)))))
+                    merged_away.add(member)
+        summary["merged"] = merge_many(session=session, actor=SYSTEM, merges=steps, now=now)
     # Likely: the review queue (pairs whose lead was just merged away are found again by the next scan).
     queue = pairs[(pairs["score"] >= review) & (pairs["score"] < auto)]
     queue = queue[~queue["left"].isin(merged_away) & ~queue["right"].isin(merged_away)]

@@ -221,3 +221,58 @@ def test_a_merged_lead_cannot_be_merged_again_and_sales_may_not_merge(session, w
     with pytest.raises(MergeConflict):
         merge(session=session, actor=marketer, survivor_id=c.id, merged_id=b.id, now=NOW)
     assert session.scalar(select(MergeRecord.id).where(MergeRecord.merged_id == c.id)) is None
+
+
+def test_many_merges_at_once_equal_merges_one_by_one(session, world):
+    """``merge_many`` (the automatic merges of a scan) ends in the same database as ``merge`` pair by pair, and
+    its snapshots undo the same way."""
+    from core.dedup.merge import merge_many
+
+    def build(offset: int) -> list[Lead]:
+        leads = []
+        for k, (name, stage, tags, enrolled) in enumerate([("张伟", "mql", (0, 1), True), ("Zhang Wei", "new", (1,), True),
+                                                           (None, "sql", (1, 2), False), ("张玮", "new", (2,), True)]):
+            when = NOW - timedelta(days=10 - k)
+            lead = add_lead(session, name=name, stage=stage, phone=f"+86138{offset:04d}{k:04d}", updated_at=when,
+                            created_at=when, email=None if k % 2 else f"u{offset}{k}@x.cn")
+            add_history(session, lead, touches=k, tags=tuple(world["tags"][t] for t in tags),
+                        groups=(world["groups"][k % 2],), workflow_id=world["workflow"] if enrolled else None,
+                        points=k + 1)
+            leads.append(lead)
+        session.add(DuplicateCandidate(left_id=leads[0].id, right_id=leads[1].id, score=0.8, reasons=[]))
+        session.add(DuplicateCandidate(left_id=leads[1].id, right_id=leads[2].id, score=0.7, reasons=[]))
+        leads[3].followup_lead_id = leads[1].id
+        session.add(leads[3])
+        session.commit()
+        return leads
+
+    one, many = build(1), build(2)
+    before = dump(session)
+    for merged in one[1:]:
+        merge(session=session, actor=SYSTEM, survivor_id=one[0].id, merged_id=merged.id, now=NOW, automatic=True)
+    merge_many(session=session, actor=SYSTEM, merges=[(many[0].id, m.id, None) for m in many[1:]], now=NOW)
+    session.commit()
+    session.expire_all()
+    columns = [c for c in Lead.__table__.columns.keys() if c not in ("id", "phone", "email", "search_text",
+                                                                     "merged_into_id", "followup_lead_id")]
+    for a, b in zip(one, many, strict=True):
+        row_a = session.execute(select(*[Lead.__table__.c[c] for c in columns]).where(Lead.id == a.id)).one()
+        row_b = session.execute(select(*[Lead.__table__.c[c] for c in columns]).where(Lead.id == b.id)).one()
+        assert row_a == row_b, (a.id, b.id)
+    for model in (Touchpoint, ScoreEvent, Enrollment, Message, StageChange):
+        count_a = len(session.scalars(select(model.id).where(model.lead_id == one[0].id)).all())
+        count_b = len(session.scalars(select(model.id).where(model.lead_id == many[0].id)).all())
+        assert count_a == count_b, model.__name__
+    assert sorted(session.scalars(select(LeadTag.tag_id).where(LeadTag.lead_id == one[0].id))) == sorted(
+        session.scalars(select(LeadTag.tag_id).where(LeadTag.lead_id == many[0].id)))
+    snapshots_a = [r.snapshot for r in session.scalars(select(MergeRecord).where(
+        MergeRecord.survivor_id == one[0].id).order_by(MergeRecord.id))]
+    snapshots_b = [r.snapshot for r in session.scalars(select(MergeRecord).where(
+        MergeRecord.survivor_id == many[0].id).order_by(MergeRecord.id))]
+    assert [sorted(s["moved"]) for s in snapshots_a] == [sorted(s["moved"]) for s in snapshots_b]
+    assert [s["survivor"]["version"] for s in snapshots_a] == [s["survivor"]["version"] for s in snapshots_b]
+    for record_id in sorted(session.scalars(select(MergeRecord.id)), reverse=True):
+        unmerge(session=session, actor=SYSTEM, merge_id=record_id, now=NOW)
+    session.commit()
+    session.expire_all()
+    assert dump(session) == before
