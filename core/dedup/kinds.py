@@ -328,23 +328,41 @@ def _prepare_email(f: Field, series: pd.Series, frame: pd.DataFrame) -> None:
     rest = pd.notna(raw) & ~plain
     if rest.any():
         value[rest] = objects(normalize.email_normalize(pd.Series(raw[rest], dtype=object)))
-    texts = pd.Series(value, dtype=_ARROW)
-    texts = texts.where(texts.str.contains("@", regex=False).fillna(False).astype(bool))
-    if texts.notna().any():
-        parts = texts.str.partition("@")
-        local = parts[0].str.replace(r"\+.*$", "", regex=True)
-        domain = parts[2]
-    else:
-        local = domain = pd.Series([None] * len(texts), dtype=_ARROW)
-    local_key = local.where((local.str.len() >= 4).fillna(False).astype(bool) & ~local.isin(_GENERIC_LOCAL_PARTS))
-    f.a.update(value=objects(texts), local_key=objects(local_key), domain=objects(domain.where(texts.notna())))
-    f.a["count"] = counts_of(f.codes("value"))
+    value = np.array([v if isinstance(v, str) and "@" in v else None for v in value], dtype=object)
+    codes, uniques = pd.factorize(value, use_na_sentinel=True)
+    codes = codes.astype(np.int64)
+    uniques = np.asarray(uniques, dtype=object)
+    # Per distinct address: the mailbox name without "+tag", the domain, and the halves of the mailbox name
+    # (a typo leaves one half intact) with the domain.
+    n = len(uniques)
+    local_u, domain_u = np.empty(n, dtype=object), np.empty(n, dtype=object)
+    first_u, second_u = np.full(n, None, dtype=object), np.full(n, None, dtype=object)
+    for k, address in enumerate(uniques):
+        local, _, domain = address.partition("@")
+        local = local.split("+", 1)[0]
+        local_u[k], domain_u[k] = local, domain
+        if len(local) >= 6:
+            half = len(local) // 2
+            first_u[k], second_u[k] = f"{local[:half]}…@{domain}", f"…{local[half:]}@{domain}"
+    key_u = np.array([x if len(x) >= 4 and x not in _GENERIC_LOCAL_PARTS else None for x in local_u], dtype=object)
+    present = codes >= 0
+
+    def spread(per_unique: np.ndarray) -> np.ndarray:
+        out = np.full(len(codes), None, dtype=object)
+        out[present] = per_unique[codes[present]]
+        return out
+
+    f.a.update(value=value, local_key=spread(key_u), domain=spread(domain_u))
+    f.a["value#codes"], f.a["value#uniques"] = codes, uniques
+    f.a["count"] = counts_of(codes)
     f.a["local_count"] = counts_of(f.codes("local_key"))
-    # A typo in the local part: each half of it with the domain (one half is intact).
-    first, second = halves(objects(local), min_length=6)
-    f.keys = [("value", "value"), ("local", "local_key"),
-              ("first_half", first + "…@" + domain[first.index]),
-              ("second_half", "…" + second + "@" + domain[second.index])]
+    keys = []
+    for name, per_unique in (("first_half", first_u), ("second_half", second_u)):
+        rows = np.flatnonzero(present)
+        texts = per_unique[codes[rows]]
+        has = pd.notna(texts)
+        keys.append((name, pd.Series(texts[has], index=rows[has], dtype=object)))
+    f.keys = [("value", "value"), ("local", "local_key"), *keys]
     f.coarse = None
 
 
