@@ -59,10 +59,9 @@ def _browser_language() -> str:
 
 
 def _logout(message_key: str | None = None) -> None:
-    keep_lang = st.session_state.get("lang")
-    st.session_state.clear()
-    if keep_lang:
-        st.session_state["lang"] = keep_lang
+    for key in list(st.session_state.keys()):
+        if key != "lang":  # the interface language outlives the login
+            del st.session_state[key]
     if message_key:
         st.session_state["login_notice"] = message_key
 
@@ -159,7 +158,7 @@ def main() -> None:
     sections: dict[str, list] = {}
     for spec in pages_for(actor):
         page = st.Page(spec.path, title=tr(f"nav.{spec.key}"), icon=spec.icon, default=spec.default,
-                       url_path=spec.key)
+                       url_path=spec.url_path)
         sections.setdefault(tr(f"nav.section.{spec.section}"), []).append(page)
     ordered = {tr(f"nav.section.{s}"): sections[tr(f"nav.section.{s}")]
                for s in SECTIONS if tr(f"nav.section.{s}") in sections}

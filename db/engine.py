@@ -39,7 +39,8 @@ def redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _normalize_url(url: str) -> str:
+def normalized_url(url: str) -> str:
+    """The URL with the driver LeadLoop uses (psycopg 3 for PostgreSQL)."""
     # Accept the URLs people paste from their hosting panel: postgres:// and postgresql:// use psycopg 3.
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://") :]
@@ -59,7 +60,7 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB
 
 def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
     """A new engine for ``url`` (default: ``DATABASE_URL``), with SQLite pragmas on every connection."""
-    url = _normalize_url(url or database_url())
+    url = normalized_url(url or database_url())
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -95,7 +96,7 @@ _engines_lock = threading.Lock()
 
 def get_engine(url: str | None = None) -> Engine:
     """The process-wide engine for ``url`` (one pool per database)."""
-    key = _normalize_url(url or database_url())
+    key = normalized_url(url or database_url())
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:

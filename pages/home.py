@@ -53,7 +53,7 @@ def scheduler_panel() -> None:
     if status.last_runs:
         rows = [
             {"job": tr(f"job.{run['job']}"), "started_at": local_time(run["started_at"]),
-             "ok": "✅" if run["ok"] else "❌", "error": run.get("error") or ""}
+             "ok": tr("home.job_ok") if run["ok"] else tr("home.job_failed"), "error": run.get("error") or ""}
             for run in status.last_runs
         ]
         st.dataframe(for_display(pd.DataFrame(rows)), hide_index=True, width="stretch")

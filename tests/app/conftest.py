@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, make_url
 from streamlit.testing.v1 import AppTest
 
-from db.engine import make_engine
+from db.engine import dispose_engines, make_engine, normalized_url
+from db.migrate import upgrade_to_head
 from seed.demo import seed_demo
-from tests.conftest import TEST_DATABASE_URL, _postgres_engine, _truncate_all, fresh_sqlite_url
+from tests.conftest import TEST_DATABASE_URL, fresh_sqlite_url
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 DEMO_PASSWORD = "demo1234"
@@ -35,23 +37,55 @@ def seeded_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(url.removeprefix("sqlite:///"))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def app_database(request, seeded_sqlite_file, tmp_path, monkeypatch) -> Iterator[str]:  # noqa: ANN001
-    """DATABASE_URL of a seeded database for one test."""
+def _admin_execute(statement: str) -> None:
+    engine = create_engine(normalized_url(TEST_DATABASE_URL), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.exec_driver_sql(statement)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def seeded_postgres_template() -> Iterator[str]:
+    """A seeded PostgreSQL template database beside TEST_DATABASE_URL's, built once per run.
+
+    Each page test gets a copy (``CREATE DATABASE … TEMPLATE``, a file copy on the server), which is much faster
+    than seeding again.
+    """
+    assert TEST_DATABASE_URL
+    name = make_url(TEST_DATABASE_URL).database + "_app_template"
+    _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _admin_execute(f'CREATE DATABASE "{name}"')
+    url = make_url(normalized_url(TEST_DATABASE_URL)).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    upgrade_to_head(engine)
+    seed_demo(engine, leads=APP_TEST_LEADS, seed=7)
+    engine.dispose()
+    yield name
+    _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def app_database(request, seeded_sqlite_file, tmp_path_factory) -> Iterator[str]:  # noqa: ANN001
+    """DATABASE_URL of a seeded database shared by one test module (tests there must not depend on each
+    other's writes: use unique names for what they create)."""
     if request.param == "postgresql":
         if not TEST_DATABASE_URL:
             pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL variant skipped")
-        engine = _postgres_engine()
-        _truncate_all(engine)
-        seed_demo(engine, leads=APP_TEST_LEADS, seed=7)
-        url = TEST_DATABASE_URL
+        template = request.getfixturevalue("seeded_postgres_template")
+        name = make_url(TEST_DATABASE_URL).database + "_app"
+        dispose_engines()
+        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
+        url = make_url(normalized_url(TEST_DATABASE_URL)).set(database=name).render_as_string(hide_password=False)
     else:
-        target = tmp_path / "app.db"
+        target = tmp_path_factory.mktemp("app") / "app.db"
         shutil.copyfile(seeded_sqlite_file, target)
         url = f"sqlite:///{target}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("LEADLOOP_GRID", "native")
-    yield url
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATABASE_URL", url)
+        patch.setenv("LEADLOOP_GRID", "native")
+        yield url
+    dispose_engines()
 
 
 def new_app() -> AppTest:

@@ -76,6 +76,8 @@ def test_every_page_renders_for_every_role(app_database, username, lang):
         assert not at.exception, (page.key, at.exception)
         assert not at.error, (page.key, [e.value for e in at.error])
         assert at.title[0].value, page.key
+        # The page ran inside app.py's shell (login gate and sidebar), not as a lone script.
+        assert at.sidebar.button(key="logout"), page.key
         shown = " ".join(str(m.value) for m in at.markdown) + " ".join(str(t.value) for t in at.title)
         assert "nav." not in shown and "col." not in shown, f"untranslated key on {page.key}"
 
