@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.dedup.kinds import COMPARE, COMPLETE, KINDS, LEVELS, PREPARE, Field, TextWords, TypoKeys
+from core.dedup.fields import Field, TextWords, TypoKeys
+from core.dedup.kinds import COMPARE, COMPLETE, KINDS, LEVELS, PREPARE
 
 # The lead columns and their kinds: the default when ``fields`` is not given.
 LEAD_FIELDS: dict[str, str] = {

@@ -15,17 +15,33 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from pypinyin import Style, lazy_pinyin
-from rapidfuzz import distance, fuzz, process
+from rapidfuzz import distance, fuzz
 
 from core import normalize
+from core.dedup.fields import (
+    ARROW,
+    HAN,
+    HAN_CLASS,
+    NOT_WORD,
+    Compared,
+    Field,
+    TextWords,
+    TypoKeys,
+    clean_text,
+    counts_of,
+    lengths_of,
+    map_unique,
+    objects,
+    pairwise,
+    share_penalty,
+)
 
 KINDS = ("email", "phone", "person_name", "company", "text", "exact", "date")
 
@@ -39,267 +55,6 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "exact": ("missing", "exact", "typo", "different"),
     "date": ("missing", "exact", "typo", "different"),
 }
-
-_HAN_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_HAN = re.compile(f"[{_HAN_CLASS}]")
-_SPACES = re.compile(r"\s+")
-_NOT_WORD = re.compile(f"[^\\w{_HAN_CLASS}]+")
-_ARROW = "string[pyarrow]"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Arrays
-# ---------------------------------------------------------------------------------------------------------------
-def objects(series: pd.Series) -> np.ndarray:
-    return series.to_numpy(dtype=object, na_value=None, copy=True)
-
-
-def map_unique(values: np.ndarray, func: Callable[[Any], Any], rows: np.ndarray | None = None) -> np.ndarray:
-    """``func`` once per distinct non-missing value (only in ``rows`` when given), spread back; None elsewhere."""
-    out = np.full(len(values), None, dtype=object)
-    present = pd.notna(values) if values.dtype == object else np.ones(len(values), dtype=bool)
-    if rows is not None:
-        present &= rows
-    if present.any():
-        kept = values[present]
-        codes, uniques = pd.factorize(kept)
-        mapped = np.empty(len(uniques), dtype=object)
-        for k, value in enumerate(uniques):
-            mapped[k] = func(value)
-        out[present] = mapped[codes]
-    return out
-
-
-def codes_of(values: np.ndarray) -> np.ndarray:
-    """Integer codes for equality tests (-1 where missing)."""
-    return pd.factorize(values, use_na_sentinel=True)[0].astype(np.int64)
-
-
-def counts_of(codes: np.ndarray) -> np.ndarray:
-    """How many rows hold each row's value (0 where missing)."""
-    out = np.zeros(len(codes))
-    present = codes >= 0
-    if present.any():
-        out[present] = np.bincount(codes[present])[codes[present]]
-    return out
-
-
-def lengths_of(values: np.ndarray) -> np.ndarray:
-    """String lengths (0 where missing), measured once per distinct value."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    lengths = np.fromiter((len(u) for u in uniques), dtype=np.int64, count=len(uniques))
-    return np.where(codes >= 0, lengths[np.maximum(codes, 0)] if len(lengths) else 0, 0)
-
-
-def share_penalty(counts: np.ndarray, weight: float) -> np.ndarray:
-    """Points off an agreement on a value held by more rows than the two of the pair."""
-    return weight * np.log2(np.maximum(counts, 2.0) / 2.0)
-
-
-def pairwise(scorer: Callable[..., Any], left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """``scorer`` over aligned pairs of strings, in C++ (rapidfuzz ``cpdist``)."""
-    if len(left) == 0:
-        return np.zeros(0)
-    return np.asarray(process.cpdist(left, right, scorer=scorer, workers=1), dtype=np.float64)
-
-
-def clean_text(value: Any) -> str | None:
-    """Half-width, lower-case, whitespace collapsed."""
-    text = value if isinstance(value, str) else str(value)
-    if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
-    text = _SPACES.sub(" ", text).strip().lower()
-    return text or None
-
-
-def deletion_keys(values: np.ndarray, *, min_length: int, rows: np.ndarray | None = None) -> pd.Series:
-    """Each value and each value with one character deleted, as an exploded Series indexed by row: strings
-    one edit (or one swap of neighbours) apart always share one of these keys; unrelated ones rarely do.
-    With ``rows`` (boolean mask) only those rows get keys."""
-    texts = pd.Series(values, dtype=_ARROW)
-    lengths = texts.str.len().fillna(0).to_numpy(dtype=np.int64)
-    keep = lengths >= min_length
-    if rows is not None:
-        keep &= rows
-    texts = texts[keep]
-    if texts.empty:
-        return pd.Series([], dtype=_ARROW)
-    parts = [texts]
-    for k in range(int(lengths[keep].max())):
-        cut = texts[lengths[keep] > k]
-        parts.append(cut.str.slice(0, k) + cut.str.slice(k + 1))
-    return pd.concat(parts)
-
-
-def halves(values: np.ndarray, *, min_length: int) -> tuple[pd.Series, pd.Series]:
-    """The first and the second half of each value (one of them survives a single typo), by row."""
-    texts = pd.Series(values, dtype=_ARROW)
-    lengths = texts.str.len().fillna(0).to_numpy(dtype=np.int64)
-    firsts, seconds = [], []
-    for length in np.unique(lengths[lengths >= min_length]):
-        group = texts[lengths == length]
-        firsts.append(group.str.slice(0, int(length) // 2))
-        seconds.append(group.str.slice(int(length) // 2))
-    if not firsts:
-        return pd.Series([], dtype=_ARROW), pd.Series([], dtype=_ARROW)
-    return pd.concat(firsts), pd.concat(seconds)
-
-
-@dataclass
-class TypoKeys:
-    """Deferred deletion keys: for a whole scan every row gets them; for a batch against a base only the rows
-    that keep the first or the last part of some batch value (one typo leaves one of them intact) do, so a
-    batch of 1,000 does not pay for 100,000 rows' keys."""
-
-    values: np.ndarray
-    min_length: int
-
-    def build(self, focus: np.ndarray | None) -> pd.Series:
-        if focus is None:
-            return deletion_keys(self.values, min_length=self.min_length)
-        if all(v is None or v.isdigit() for v in self.values[focus]):
-            return self._digit_neighbours(focus)
-        texts = pd.Series(self.values, dtype=_ARROW)
-        lengths = texts.str.len().fillna(0).to_numpy(dtype=np.int64)
-        batch = focus & (lengths >= self.min_length)
-        if not batch.any():
-            return pd.Series([], dtype=_ARROW)
-        part = max(2, (int(lengths[batch].min()) - 1) // 2)
-        near = np.isin(lengths, np.unique(np.concatenate([lengths[batch] + d for d in (-1, 0, 1)])))
-        rows = focus.copy()
-        for piece in (texts.str.slice(0, part), texts.str.slice(-part)):
-            wanted = piece[batch].unique()
-            rows |= near & piece.isin(wanted).fillna(False).to_numpy(dtype=bool)
-        return deletion_keys(self.values, min_length=self.min_length, rows=rows)
-
-    def _digit_neighbours(self, focus: np.ndarray) -> pd.Series:
-        """For digit strings (phones): every string one edit away from a batch value, looked up among all
-        values. The batch row gets the neighbours that exist as keys, the matching rows their own value."""
-        values = pd.Series(self.values, dtype=object)
-        present = values.notna().to_numpy() & (values.str.len().fillna(0).to_numpy() >= self.min_length)
-        known = set(values[present & ~focus].tolist())
-        keys: list[str] = []
-        rows: list[int] = []
-        hit: set[str] = set()
-        for row in np.flatnonzero(focus & present):
-            value = self.values[row]
-            found = [v for v in _digit_variants(value) if v in known]
-            found.append(value)
-            hit.update(found)
-            keys += found
-            rows += [int(row)] * len(found)
-        others = np.flatnonzero(present & ~focus)
-        matched = [int(r) for r in others if self.values[r] in hit]
-        keys += [self.values[r] for r in matched]
-        rows += matched
-        return pd.Series(keys, index=np.asarray(rows, dtype=np.int64), dtype=object)
-
-
-@dataclass
-class TextWords:
-    """Deferred word keys of a text field, built only when the frame has no stronger field to block on."""
-
-    field: Field
-
-    def build(self, focus: np.ndarray | None) -> pd.Series:
-        return _tokens_by_row(self.field, _text_tokens)
-
-
-def _digit_variants(value: str) -> set[str]:
-    """Digit strings one substitution, deletion, insertion or swap of neighbours away from ``value``."""
-    out: set[str] = set()
-    digits = "0123456789"
-    for k in range(len(value) + 1):
-        head, tail = value[:k], value[k:]
-        out.update(head + d + tail for d in digits)
-        if tail:
-            out.add(head + tail[1:])
-            out.update(head + d + tail[1:] for d in digits)
-            if len(tail) > 1:
-                out.add(head + tail[1] + tail[0] + tail[2:])
-    out.discard(value)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Prepared field
-# ---------------------------------------------------------------------------------------------------------------
-@dataclass
-class Field:
-    """One column's derived arrays, positional (aligned with the frame's rows)."""
-
-    column: str
-    kind: str
-    a: dict[str, np.ndarray] = field(default_factory=dict)
-    # Blocking keys: (name, the name of a per-row array of ``a``, an exploded Series indexed by row, or
-    # ``TypoKeys``).
-    keys: list[tuple[str, Any]] = field(default_factory=list)
-    coarse: str | None = None  # the array combined with another field's oversized block
-
-    def codes(self, name: str) -> np.ndarray:
-        cached = self.a.get(f"{name}#codes")
-        if cached is None:
-            codes, uniques = pd.factorize(self.a[name], use_na_sentinel=True)
-            cached = codes.astype(np.int64)
-            self.a[f"{name}#codes"] = cached
-            self.a[f"{name}#uniques"] = np.asarray(uniques, dtype=object)
-        return cached
-
-    def on_distinct(self, name: str, i: np.ndarray, j: np.ndarray,
-                    func: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
-        """``func(left_values, right_values)`` computed once per distinct pair of values and spread back over
-        the pairs (both sides present): a title or a big company repeats across thousands of pairs."""
-        codes = self.codes(name)
-        uniques = self.a[f"{name}#uniques"]
-        ci, cj = codes[i], codes[j]
-        combined = ci * np.int64(len(uniques) + 1) + cj
-        first, distinct = pd.factorize(combined)
-        distinct = np.asarray(distinct, dtype=np.int64)
-        left = uniques[distinct // (len(uniques) + 1)]
-        right = uniques[distinct % (len(uniques) + 1)]
-        return np.asarray(func(left, right))[first]
-
-    def similarity(self, name: str, i: np.ndarray, j: np.ndarray, scorer: Callable[..., Any]) -> np.ndarray:
-        return self.on_distinct(name, i, j, lambda x, y: pairwise(scorer, x, y))
-
-    def equal(self, name: str, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        codes = self.codes(name)
-        return (codes[i] == codes[j]) & (codes[i] >= 0)
-
-    def both(self, name: str, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        codes = self.codes(name)
-        return (codes[i] >= 0) & (codes[j] >= 0)
-
-
-@dataclass
-class Compared:
-    points: np.ndarray
-    level: np.ndarray  # index into LEVELS[kind]
-    identifier: np.ndarray  # exact agreement on an identifier held by this pair only
-    shared_identifier: np.ndarray  # exact agreement on an identifier held by three or four rows
-    agrees: np.ndarray  # a name that agrees (makes a shared identifier certain)
-
-    @classmethod
-    def empty(cls, n: int) -> Compared:
-        return cls(np.zeros(n), np.zeros(n, dtype=np.int8), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool),
-                   np.zeros(n, dtype=bool))
-
-    def set(self, mask: np.ndarray, level: int, points: np.ndarray | float) -> None:
-        """Give ``level`` to the pairs in ``mask`` that have no level yet (the first rule that matches wins)."""
-        free = mask & (self.level == 0)
-        if free.any():
-            self.level[free] = level
-            self.points[free] = points[free] if isinstance(points, np.ndarray) else points
-
-    def set_at(self, idx: np.ndarray, hit: np.ndarray, level: int, points: float) -> None:
-        """``set`` for the sub-array ``idx`` of pairs where ``hit`` holds."""
-        mask = np.zeros(len(self.level), dtype=bool)
-        mask[idx[hit]] = True
-        self.set(mask, level, points)
-
-    def identifiers(self, exact: np.ndarray, count: np.ndarray) -> None:
-        self.identifier |= exact & (count <= 2)
-        self.shared_identifier |= exact & (count > 2) & (count <= 4)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -317,7 +72,7 @@ _E164 = r"\+\d{7,15}"
 
 def _already(series: pd.Series, pattern: str) -> np.ndarray:
     """Rows whose text is already in normalized form (stored leads are), so normalizing them again is skipped."""
-    texts = series.astype(_ARROW) if series.dtype != _ARROW else series
+    texts = series.astype(ARROW) if series.dtype != ARROW else series
     return texts.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
 
 
@@ -408,7 +163,7 @@ def _prepare_phone(f: Field, series: pd.Series, frame: pd.DataFrame) -> None:
     invalid = pd.isna(value) & pd.notna(objects(series))
     if invalid.any():  # not a valid number, but its digits still identify someone
         value[invalid] = map_unique(objects(series), _phone_fallback, rows=invalid)[invalid]
-    texts = pd.Series(value, dtype=_ARROW)
+    texts = pd.Series(value, dtype=ARROW)
     digits_series = texts.str.replace(r"^\+86", "", regex=True).str.lstrip("+")
     long_enough = (digits_series.str.len() >= 8).fillna(False).astype(bool)
     digits = objects(digits_series)
@@ -451,13 +206,13 @@ def _char_pinyin(char: str) -> str:
 
 def _name_text(value: Any) -> str | None:
     text = clean_text(value)
-    return None if text is None else (_NOT_WORD.sub(" ", text).strip() or None)
+    return None if text is None else (NOT_WORD.sub(" ", text).strip() or None)
 
 
 def _unordered_key(text: str, key: str | None) -> str | None:
     """The name's parts in alphabetical order: for when the surname of a Latin-script name cannot be told
     ("Tian Yu" — 田宇 or 于天?). Chinese characters: the surname and the given name are the two parts."""
-    han = "".join(_HAN.findall(text))
+    han = "".join(HAN.findall(text))
     if han:
         if not key or len(han) < 2:
             return None
@@ -501,7 +256,7 @@ def _complete_person_name(f: Field, rows: np.ndarray) -> None:
         t = text[k]
         if t is None:
             continue
-        han[k] = bool(_HAN.search(t))
+        han[k] = bool(HAN.search(t))
         unordered[k] = _unordered_key(t, key[k])
         initial[k] = not han[k] and any(len(w) == 1 for w in t.split())
     key_length = np.zeros(n, dtype=np.int64)
@@ -577,7 +332,7 @@ def _without_leading_place(key: str) -> str:
 
 
 def _acronym(text: str) -> str | None:
-    if _HAN.search(text):
+    if HAN.search(text):
         return None
     tokens = [t for t in re.findall(r"[a-z0-9]+", text) if t not in _ACRONYM_DROP]
     return "".join(t[0] for t in tokens) if len(tokens) >= 2 else None
@@ -615,7 +370,7 @@ def _contains(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     if not len(left):
         return out
     shortest = np.minimum(lengths_of(left), lengths_of(right))
-    minimum = np.array([2 if _HAN.search(x) else 4 for x in left], dtype=np.int64)
+    minimum = np.array([2 if HAN.search(x) else 4 for x in left], dtype=np.int64)
     check = np.flatnonzero(shortest >= minimum)
     if len(check):
         lcs = pairwise(distance.LCSseq.similarity, left[check], right[check])  # a cheap filter first
@@ -636,7 +391,7 @@ def _abbreviates(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     shortest = np.minimum(lengths_of(left), lengths_of(right))
     lcs = pairwise(distance.LCSseq.similarity, left, right)
     check = np.flatnonzero((lcs >= shortest) & (shortest >= 2))
-    out[check] = [x[0] == y[0] and bool(_HAN.match(x)) and bool(_HAN.match(y))
+    out[check] = [x[0] == y[0] and bool(HAN.match(x)) and bool(HAN.match(y))
                   for x, y in zip(left[check], right[check], strict=True)]
     return out
 
@@ -666,14 +421,14 @@ def _compare_company(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
 # ---------------------------------------------------------------------------------------------------------------
 # Text, exact values, dates
 # ---------------------------------------------------------------------------------------------------------------
-_WORD = re.compile(f"[a-z0-9]+|[{_HAN_CLASS}]+")
+_WORD = re.compile(f"[a-z0-9]+|[{HAN_CLASS}]+")
 
 
 def _text_tokens(text: str) -> list[str] | None:
     """Words of a text: Latin/digit runs, and character pairs of Chinese runs (Chinese has no spaces)."""
     tokens: set[str] = set()
     for run in _WORD.findall(text):
-        if _HAN.match(run):
+        if HAN.match(run):
             tokens.update(run[k : k + 2] for k in range(max(1, len(run) - 1)))
         elif len(run) >= 2 or run.isdigit():
             tokens.add(run)
@@ -687,7 +442,7 @@ def _prepare_text(f: Field, series: pd.Series, frame: pd.DataFrame) -> None:
     # The words of a text are keys too (words many rows share make oversized blocks and drop out there).
     # Words of a text are keys too (words many rows share make oversized blocks and drop out there) — unless
     # the record has stronger keys (see engine.prepare), where a text is supporting evidence only.
-    f.keys = [("value", "value"), ("word", TextWords(f))]
+    f.keys = [("value", "value"), ("word", TextWords(f, _text_tokens))]
     f.coarse = "value"
 
 
@@ -706,13 +461,13 @@ def _compare_text(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
 
 
 def _exact_value(value: Any) -> str | None:
-    return _NOT_WORD.sub("", clean_text(value) or "") or None
+    return NOT_WORD.sub("", clean_text(value) or "") or None
 
 
 def _exact_values(series: pd.Series) -> np.ndarray:
     """``_exact_value`` for a column: plain ASCII cells in one vectorized pass, the rest one by one."""
     raw = objects(series)
-    texts = pd.Series(raw, dtype=object).where(pd.notna(raw), None).astype(str).astype(_ARROW)
+    texts = pd.Series(raw, dtype=object).where(pd.notna(raw), None).astype(str).astype(ARROW)
     texts = texts.where(pd.notna(raw))
     plain = texts.str.isascii().fillna(False).to_numpy(dtype=bool)
     value = objects(texts.str.lower().str.replace(r"[^0-9a-z_]+", "", regex=True))
@@ -799,28 +554,6 @@ def _compare_date(f: Field, i: np.ndarray, j: np.ndarray) -> Compared:
     return out
 
 
-def _tokens_by_row(f: Field, tokenize: Callable[[str], list[str] | None]) -> pd.Series:
-    """The tokens of each row's value, tokenized once per distinct value, as an exploded Series by row."""
-    codes = f.codes("value")
-    uniques = f.a["value#uniques"]
-    owner, tokens = [], []
-    for code, value in enumerate(uniques):
-        for token in tokenize(value) or ():
-            owner.append(code)
-            tokens.append(token)
-    if not tokens:
-        return pd.Series([], dtype=object)
-    table = pd.DataFrame({"code": owner, "token": tokens})
-    rows = pd.DataFrame({"code": codes, "pos": np.arange(len(codes))})
-    joined = rows[codes >= 0].merge(table, on="code")
-    return pd.Series(joined["token"].to_numpy(dtype=object), index=joined["pos"].to_numpy())
-
-
-def _explode(lists: Any) -> pd.Series:
-    series = pd.Series(list(lists), dtype=object).explode()
-    return series[series.notna()]
-
-
 PREPARE: dict[str, Callable[[Field, pd.Series, pd.DataFrame], None]] = {
     "email": _prepare_email, "phone": _prepare_phone, "person_name": _prepare_person_name,
     "company": _prepare_company, "text": _prepare_text, "exact": _prepare_exact, "date": _prepare_date,
@@ -834,4 +567,4 @@ COMPARE: dict[str, Callable[[Field, np.ndarray, np.ndarray], Compared]] = {
     "company": _compare_company, "text": _compare_text, "exact": _compare_exact, "date": _compare_date,
 }
 
-__all__ = ["COMPARE", "COMPLETE", "KINDS", "LEVELS", "PREPARE", "Compared", "Field", "Hashable"]
+__all__ = ["COMPARE", "COMPLETE", "KINDS", "LEVELS", "PREPARE"]

@@ -22,8 +22,9 @@ from sqlmodel import Session
 
 from core import audit
 from core.auth import SYSTEM, Actor, require
+from core.dedup.bulk import merge_many
 from core.dedup.engine import clusters, find_duplicates
-from core.dedup.merge import merge, merge_many
+from core.dedup.merge import merge
 from core.errors import NotFound, ValidationError
 from core.lifecycle import stage_rank
 from core.settings import get_setting

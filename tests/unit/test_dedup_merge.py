@@ -226,7 +226,7 @@ def test_a_merged_lead_cannot_be_merged_again_and_sales_may_not_merge(session, w
 def test_many_merges_at_once_equal_merges_one_by_one(session, world):
     """``merge_many`` (the automatic merges of a scan) ends in the same database as ``merge`` pair by pair, and
     its snapshots undo the same way."""
-    from core.dedup.merge import merge_many
+    from core.dedup.bulk import merge_many
 
     def build(offset: int) -> list[Lead]:
         leads = []
