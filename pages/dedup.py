@@ -152,7 +152,7 @@ with review_tab:
                                     "right": tr("dedup.lead_b")})
         styled = side.style.apply(
             lambda row: ["background-color: #fff3cd" if differs[row.name] else "" for _ in row], axis=1)
-        st.dataframe(styled, hide_index=True, width="stretch")
+        st.dataframe(styled, hide_index=True, width="stretch", height=35 * (len(side) + 1) + 3)
         st.caption(tr("dedup.differs_hint"))
 
         touch_left, touch_right = st.columns(2)
