@@ -558,16 +558,12 @@ def _lower_text(series: pd.Series) -> pd.Series:
 
 
 def _join_parts(parts: list[pd.Series]) -> pd.Series:
+    """Row-wise: the parts' tokens, each once, in order, space-separated, cut at 1024 characters."""
     columns = [p.to_numpy(dtype=object, na_value=None) for p in parts]
-    out = []
-    for row in zip(*columns, strict=True):
-        seen: dict[str, None] = {}
-        for value in row:
-            if value:
-                for token in str(value).split(" "):
-                    if token:
-                        seen.setdefault(token, None)
-        out.append(" ".join(seen)[:SEARCH_TEXT_MAX].rstrip())
+    out = [
+        " ".join(dict.fromkeys(" ".join([v for v in row if v]).split()))[:SEARCH_TEXT_MAX].rstrip()
+        for row in zip(*columns, strict=True)
+    ]
     return pd.Series(out, index=parts[0].index, dtype=object)
 
 
@@ -601,20 +597,25 @@ def search_text_frame(df: pd.DataFrame, *, region: str = "CN") -> pd.Series:
     return _search_text(df, region=region)
 
 
-def _search_text(df: pd.DataFrame, *, region: str, names: tuple[pd.Series, pd.Series] | None = None) -> pd.Series:
+def _search_text(df: pd.DataFrame, *, region: str, names: tuple[pd.Series, pd.Series] | None = None,
+                 contacts: tuple[pd.Series, pd.Series] | None = None) -> pd.Series:
     name = _column(df, "name")
     key, initials = names if names is not None else _name_key_and_initials(name)
-    phone = phone_e164(_column(df, "phone"), region=region)
+    phone, email = contacts if contacts is not None else _contacts(df, region=region)
     parts = [
         _lower_text(name),
         key,
         initials,
         phone_digits(phone),
-        email_normalize(_column(df, "email")),
+        email,
         _lower_text(_column(df, "company")),
         _lower_text(_column(df, "wechat_id")),
     ]
     return _join_parts(parts)
+
+
+def _contacts(df: pd.DataFrame, *, region: str) -> tuple[pd.Series, pd.Series]:
+    return phone_e164(_column(df, "phone"), region=region), email_normalize(_column(df, "email"))
 
 
 def search_text(
@@ -638,16 +639,21 @@ def search_text(
     return search_text_frame(frame, region=region).iloc[0]
 
 
-def lead_keys(df: pd.DataFrame, *, region: str = "CN") -> pd.DataFrame:
+def lead_keys(df: pd.DataFrame, *, region: str = "CN", contacts: bool = False) -> pd.DataFrame:
     """The derived columns of leads — ``name_key``, ``company_key``, ``search_text`` — for a frame with lead
     columns (name, email, phone, company, wechat_id …). The importer, the dedup scan and the seed all call this,
-    so the keys of a lead never depend on how it arrived."""
+    so the keys of a lead never depend on how it arrived.
+
+    With ``contacts=True`` the normalized ``phone`` (E.164) and ``email`` come along too: they are computed for
+    the search text anyway, and a caller holding raw values needs them for the lead row."""
     names = _name_key_and_initials(_column(df, "name"))
-    return pd.DataFrame(
-        {
-            "name_key": names[0],
-            "company_key": company_key(_column(df, "company")),
-            "search_text": _search_text(df, region=region, names=names),
-        },
-        index=df.index,
-    )
+    phone, email = _contacts(df, region=region)
+    columns = {
+        "name_key": names[0],
+        "company_key": company_key(_column(df, "company")),
+        "search_text": _search_text(df, region=region, names=names, contacts=(phone, email)),
+    }
+    if contacts:
+        columns["phone"] = phone
+        columns["email"] = email
+    return pd.DataFrame(columns, index=df.index)

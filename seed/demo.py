@@ -14,7 +14,6 @@ Generation is pure (``generate``); the database part inserts whole columns (``se
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -29,12 +28,13 @@ from sqlmodel import Session, SQLModel
 import db.models as models
 from core.auth import SYSTEM, create_user
 from core.errors import LeadLoopError
+from db.engine import is_default_database
 from db.migrate import upgrade_to_head
 from seed import automation, bulk, catalog, extras, journeys, lifecycle, marketing, people
 from seed.timeline import DAY, Timeline, parse_now
 from seed.world import World
 
-__all__ = ["SeedRefused", "database_is_empty", "generate", "reset_database", "seed_demo"]
+__all__ = ["SeedRefused", "autoseed", "database_is_empty", "generate", "reset_database", "seed_demo"]
 
 
 class SeedRefused(LeadLoopError):
@@ -74,6 +74,8 @@ def _none(values: Any) -> list[Any]:
 
 def _ids(values: Any) -> list[int | None]:
     """Foreign keys and counts: positive ints, None for 0, -1 or missing."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        return [v if v > 0 else None for v in values.tolist()]
     array = pd.to_numeric(pd.Series(values).astype(object), errors="coerce").to_numpy(dtype=np.float64)
     ok = array > 0
     out = np.full(len(array), None, dtype=object)
@@ -152,12 +154,12 @@ def _assemble(world: World) -> None:
         "id": tps["id"].to_numpy(),
         "lead_id": lead_id,
         "kind": np.array(journeys.KINDS, dtype=object)[tps["kind"].to_numpy()].tolist(),
-        "channel_id": _ids(tps["channel_id"]),
-        "campaign_id": _ids(tps["campaign_id"]),
+        "channel_id": _ids(tps["channel_id"].to_numpy()),
+        "campaign_id": _ids(tps["campaign_id"].to_numpy()),
         "occurred_at": occurred,
         "properties": [p if p is not None else {} for p in tps["props"].tolist()],
         "natural_key": [f"seed:{lead}:{seq}" for lead, seq in zip(lead_id.tolist(), tps["seq"].tolist(), strict=True)],
-        "import_batch_id": _ids(tps["batch"]),
+        "import_batch_id": _ids(tps["batch"].to_numpy()),
         "created_at": occurred,
     })
 
@@ -286,7 +288,6 @@ def _loading(engine: Engine) -> Iterator[Connection]:
         if sqlite:
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.exec_driver_sql("PRAGMA cache_size=-262144")
-            connection.exec_driver_sql("PRAGMA threads=0")  # CREATE INDEX sorts with a helper thread
             connection.commit()
         try:
             yield connection
@@ -295,7 +296,6 @@ def _loading(engine: Engine) -> Iterator[Connection]:
                 connection.rollback()
                 connection.exec_driver_sql("PRAGMA foreign_keys=ON")
                 connection.exec_driver_sql("PRAGMA cache_size=-2000")
-                connection.exec_driver_sql("PRAGMA threads=0")
                 connection.commit()
 
 
@@ -357,9 +357,9 @@ def seed_demo(
     with engine.connect() as connection:
         before = _row_counts(connection)
     if not reset and any(before.values()):
-        held = ", ".join(f"{name}: {count}" for name, count in before.items() if count)
         raise SeedRefused(
-            f"The database already holds data ({held}). Run with --reset to delete everything and seed again.",
+            f"The database already holds data ({before.get('lead', 0):,} leads, {before.get('user', 0):,} users, "
+            f"{sum(before.values()):,} rows in all). Run with --reset to delete everything and seed again.",
             leads=before.get("lead", 0),
         )
     world = generate(leads=leads, seed=seed, now=now)
@@ -382,7 +382,9 @@ def seed_demo(
     return counts
 
 
-def timed_seed(engine: Engine, **kwargs: Any) -> tuple[dict[str, int], float]:
-    started = time.perf_counter()
-    counts = seed_demo(engine, **kwargs)
-    return counts, time.perf_counter() - started
+def autoseed(engine: Engine) -> dict[str, int] | None:
+    """What the app calls on start: seed the embedded default database (``data/leadloop.db``) when it holds no
+    users and no leads; any other database is left alone. Returns the counts, or None when nothing was done."""
+    if not is_default_database(engine.url.render_as_string(hide_password=False)) or not database_is_empty(engine):
+        return None
+    return seed_demo(engine)

@@ -125,7 +125,7 @@ def build_touchpoints(world: World) -> None:
     # -- everyday activity -------------------------------------------------------------------------------------------
     engaged = t_mql > 0
     went_far = np.isin(stage, ["sql", "opportunity", "won", "lost"])
-    rate = np.where(went_far, 15.0, np.where(engaged, 12.0, 6.5))
+    rate = np.where(went_far, 15.0, np.where(engaged, 12.5, 7.0))
     rate = np.where(silent_fan, 2.0, rate)
     rate = np.where(valid, rate, 0.3)
     age_days = (now - created) / DAY
@@ -163,15 +163,27 @@ def build_touchpoints(world: World) -> None:
     frame = _snap_to_sessions(world, frame, created)
     frame = _follow_ups(world, frame, created, has_email)
     frame = _place(world, frame, channel_id, campaign_id, has_email)
-    frame = frame[(frame["t"] >= created[frame["lead"].to_numpy()]) & (frame["t"] <= now)]
-    frame = frame.drop_duplicates(["lead", "kind", "t"])
-    frame = frame.sort_values(["lead", "t", "kind"], kind="stable").reset_index(drop=True)
-    frame["seq"] = frame.groupby("lead").cumcount()
+    lead = frame["lead"].to_numpy()
+    t = frame["t"].to_numpy()
+    kind = frame["kind"].to_numpy()
+    keep = np.flatnonzero((t >= created[lead]) & (t <= now))
+    # Sort by (lead, time, kind) — stable, so the first of equal touches wins — and drop exact repeats.
+    order = keep[np.lexsort((kind[keep], t[keep], lead[keep]))]
+    lead, t, kind = lead[order], t[order], kind[order]
+    repeat = np.zeros(len(order), dtype=bool)
+    repeat[1:] = (lead[1:] == lead[:-1]) & (t[1:] == t[:-1]) & (kind[1:] == kind[:-1])
+    order = order[~repeat]
+    frame = frame.iloc[order].reset_index(drop=True)
+    lead = frame["lead"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, lead[1:] != lead[:-1]])
+    frame["seq"] = np.arange(len(lead)) - np.repeat(starts, np.diff(np.r_[starts, len(lead)]))
     frame["id"] = np.arange(1, len(frame) + 1)
     world.touchpoints = frame
 
-    last = frame.groupby("lead")["t"].max()
-    leads["last_activity_at"] = last.reindex(np.arange(n)).fillna(-1).astype(np.int64).to_numpy()
+    last = np.full(n, -1, dtype=np.int64)
+    ends = np.r_[starts[1:], len(lead)] - 1
+    last[lead[ends]] = frame["t"].to_numpy()[ends]  # sorted by time within a lead: the last row is the latest
+    leads["last_activity_at"] = last
 
 
 def _array(items: list) -> np.ndarray:

@@ -173,7 +173,7 @@ def simulate(world: World) -> None:
 
     # -- MQL → SAL (sales accepts) or back to marketing ------------------------------------------------------------
     members = idx[mql]
-    p_accept = np.clip(0.5 * np.sqrt(fit[members] / mean_fit), 0.2, 0.85)
+    p_accept = np.clip(0.45 * np.sqrt(fit[members] / mean_fit), 0.2, 0.85)
     decided, accepted, rejected, codes = assign(
         members, t_mql[members], pending_forced=force_pending[members], p_accept=p_accept,
         reject_pool=tuple(catalog.REJECT_REASONS), cycle=1,

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.normalize import company_key, email_normalize, lead_keys, phone_e164
+from core.normalize import company_key, lead_keys
 from seed import catalog
 from seed.marketing import campaign_active_mask
 from seed.timeline import DAY, HOUR, MINUTE
@@ -525,12 +525,11 @@ def _finish(world: World, frame: pd.DataFrame) -> None:
     frame.insert(0, "id", np.arange(1, len(frame) + 1))
     n = len(frame)
 
-    frame["phone"] = phone_e164(frame["raw_phone"])
-    frame["email"] = email_normalize(frame["raw_email"])
-    keys = lead_keys(frame[["name", "phone", "email", "company", "wechat_id"]])
-    frame["name_key"] = keys["name_key"]
-    frame["company_key"] = keys["company_key"]
-    frame["search_text"] = keys["search_text"]
+    raw = frame[["name", "raw_phone", "raw_email", "company", "wechat_id"]].rename(
+        columns={"raw_phone": "phone", "raw_email": "email"})
+    keys = lead_keys(raw, contacts=True)
+    for column in ("phone", "email", "name_key", "company_key", "search_text"):
+        frame[column] = keys[column]
     by_key = dict(zip(accounts["name_key"], accounts["id"], strict=True))
     by_domain = dict(zip(accounts["domain"], accounts["id"], strict=True))
     domain = frame["email"].map(lambda e: e.split("@", 1)[1] if isinstance(e, str) else None)

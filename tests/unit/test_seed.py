@@ -373,3 +373,10 @@ def test_bulk_insert_demands_computed_defaults(sqlite_engine):
 
     with sqlite_engine.begin() as connection, pytest.raises(ValueError, match="created_at"):
         bulk.insert(connection, Channel.__table__, {"id": [1], "name": ["x"], "import_mapping": [{}]})
+
+
+def test_autoseed_only_touches_the_embedded_default_database(sqlite_engine):
+    from seed import autoseed
+
+    assert autoseed(sqlite_engine) is None  # a test database is not the embedded default one
+    assert database_is_empty(sqlite_engine)
