@@ -83,6 +83,7 @@ def merge_many(
     merged_set = set(merged_ids)
 
     # What references the merged leads (simple tables), and the state the steps change (in memory).
+    references = _references()
     simple: dict[str, dict[int, list[Any]]] = {}
     composite: dict[str, dict[int, dict[Any, dict[str, Any]]]] = {}
     for table, column in _references():
@@ -102,7 +103,7 @@ def merge_many(
                     table.c[column].in_(chunk))):
                 found.setdefault(owner, []).append(key)
         simple[label] = {k: sorted(v) for k, v in found.items()}
-    followers = {i: m for m, ids in simple.get("lead.followup_lead_id", {}).items() for i in ids}
+    following = {m: set(ids) for m, ids in simple.get("lead.followup_lead_id", {}).items()}
     enrollments: dict[int, dict[str, Any]] = {}
     for chunk in _chunks(involved):
         for row in _rows(session, Enrollment.__table__, Enrollment.__table__.c.lead_id.in_(chunk)):  # type: ignore[attr-defined]
@@ -114,6 +115,13 @@ def merge_many(
                                                        candidate_table.c.right_id.in_(chunk))):
             candidates[row["id"]] = row
     original_candidates = {k: dict(v) for k, v in candidates.items()}
+    paired: dict[int, set[int]] = {}
+    for row in candidates.values():
+        for side in ("left_id", "right_id"):
+            paired.setdefault(row[side], set()).add(row["id"])
+    enrolled: dict[int, list[dict[str, Any]]] = {}
+    for row in enrollments.values():
+        enrolled.setdefault(row["lead_id"], []).append(row)
     sums: dict[int, dict[str, float]] = {i: {"fit": 0.0, "engagement": 0.0} for i in involved}
     for chunk in _chunks(involved):
         for lead_id, component, total in session.execute(
@@ -151,7 +159,7 @@ def merge_many(
         moved: dict[str, list[Any]] = {}
         deleted: dict[str, list[dict[str, Any]]] = {}
         changed: dict[str, list[dict[str, Any]]] = {}
-        for table, column in _references():
+        for table, column in references:
             label = f"{table.name}.{column}"
             if table.name in composite:
                 held = composite[table.name]
@@ -168,29 +176,29 @@ def merge_many(
                 held[merged_id] = {}
                 continue
             if label == "lead.followup_lead_id":
-                ids = sorted(i for i, f in followers.items() if f == merged_id)
+                ids = sorted(following.pop(merged_id, set()))
                 if ids:
                     moved[label] = ids
+                    following.setdefault(survivor_id, set()).update(ids)
                     for i in ids:
-                        followers[i] = survivor_id
                         if i in current:
                             current[i]["followup_lead_id"] = survivor_id
                 continue
             ids = simple[label].get(merged_id, [])
             if table.name == "enrollment":
-                busy = {e["workflow_id"] for e in enrollments.values()
-                        if e["lead_id"] == survivor_id and e["status"] in _ACTIVE_ENROLLMENT}
-                ending = [e for e in enrollments.values() if e["lead_id"] == merged_id
-                          and e["status"] in _ACTIVE_ENROLLMENT and e["workflow_id"] in busy]
+                busy = {e["workflow_id"] for e in enrolled.get(survivor_id, [])
+                        if e["status"] in _ACTIVE_ENROLLMENT}
+                ending = [e for e in enrolled.get(merged_id, [])
+                          if e["status"] in _ACTIVE_ENROLLMENT and e["workflow_id"] in busy]
                 if ending:
                     changed["enrollment"] = [dict(e) for e in sorted(ending, key=lambda e: e["id"])]
                     for e in ending:
                         e.update(status=EnrollmentStatus.EXITED, finished_at=_encode(now),
                                  last_error="merged into another lead")
                         exits[e["id"]] = e
-                for e in enrollments.values():
-                    if e["lead_id"] == merged_id:
-                        e["lead_id"] = survivor_id
+                for e in enrolled.pop(merged_id, []):
+                    e["lead_id"] = survivor_id
+                    enrolled.setdefault(survivor_id, []).append(e)
             if ids:
                 moved[label] = ids
                 repoint.setdefault(label, {})[merged_id] = survivor_id
@@ -198,10 +206,10 @@ def merge_many(
             moved["lead.merged_into_id"] = sorted(earlier_merged[merged_id])
             merged_into_moves[merged_id] = survivor_id
         # Review pairs, as ``_move_candidates`` does them.
-        involved_rows = sorted((c for c in candidates.values() if merged_id in (c["left_id"], c["right_id"])),
+        involved_rows = sorted((candidates[c] for c in paired.get(merged_id, set()) if c in candidates),
                                key=lambda c: c["id"])
-        existing = {(c["left_id"], c["right_id"]) for c in candidates.values()
-                    if survivor_id in (c["left_id"], c["right_id"])}
+        existing = {(candidates[c]["left_id"], candidates[c]["right_id"]) for c in paired.get(survivor_id, set())
+                    if c in candidates}
         before_changed, before_deleted = [], []
         for row in involved_rows:
             other = row["right_id"] if row["left_id"] == merged_id else row["left_id"]
@@ -217,6 +225,7 @@ def merge_many(
             existing.add(pair)
             before_changed.append(dict(row))
             row.update(left_id=pair[0], right_id=pair[1])
+            paired.setdefault(survivor_id, set()).add(row["id"])
         if before_changed:
             changed["duplicatecandidate"] = before_changed
         if before_deleted:
