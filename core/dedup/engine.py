@@ -187,7 +187,10 @@ def candidate_pairs(prepared: list[Field], focus: np.ndarray | None = None, max_
     # Oversized blocks (a common name, a big company, a shared switchboard): combine the key with a coarse key
     # of another field of the same record, so 张伟 at 某某科技 still meets 张伟 at 某某科技 (and 张伟 with the same
     # phone suffix), but not every other 张伟. One side of the combination is a name or a company.
-    big = sizes > max_block
+    # A text's oversized block (a city, a title) needs no splitting of its own: text × name and text × company
+    # are the same pairs as the name's or the company's block split by the text.
+    text_fields = np.array([f.kind == "text" for f in prepared], dtype=bool)
+    big = (sizes > max_block) & ~text_fields[field_numbers]
     if big.any():
         big_pos, big_key, big_field = pos[big], key[big], field_numbers[big]
         parts_pos, parts_key = [], []
