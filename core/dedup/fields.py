@@ -151,25 +151,36 @@ class TypoKeys:
         return deletion_keys(self.values, min_length=self.min_length, rows=rows)
 
     def _digit_neighbours(self, focus: np.ndarray) -> pd.Series:
-        """For digit strings (phones): every string one edit away from a batch value, looked up among all
-        values. The batch row gets the neighbours that exist as keys, the matching rows their own value."""
-        values = pd.Series(self.values, dtype=object)
-        present = values.notna().to_numpy() & (values.str.len().fillna(0).to_numpy() >= self.min_length)
-        known = set(values[present & ~focus].tolist())
+        """For digit strings (phones): every string one substitution, swap or deletion away from a batch value,
+        looked up among all values; values one digit longer than a batch value are checked the other way round
+        (their deletions), which is cheap because they are rare. The batch row gets the neighbours that exist as
+        keys, the matching rows their own value (or the batch value they shorten to)."""
+        values = self.values
+        present = np.array([v is not None and len(v) >= self.min_length for v in values], dtype=bool)
+        others = np.flatnonzero(present & ~focus)
+        known = {values[r] for r in others}
+        batch_values: set[str] = set()
         keys: list[str] = []
         rows: list[int] = []
         hit: set[str] = set()
         for row in np.flatnonzero(focus & present):
-            value = self.values[row]
+            value = values[row]
+            batch_values.add(value)
             found = [v for v in _digit_variants(value) if v in known]
             found.append(value)
             hit.update(found)
             keys += found
             rows += [int(row)] * len(found)
-        others = np.flatnonzero(present & ~focus)
-        matched = [int(r) for r in others if self.values[r] in hit]
-        keys += [self.values[r] for r in matched]
-        rows += matched
+        longer = {len(v) + 1 for v in batch_values}
+        for r in others:
+            value = values[r]
+            if value in hit:
+                keys.append(value)
+                rows.append(int(r))
+            elif len(value) in longer:
+                for shorter in {value[:k] + value[k + 1:] for k in range(len(value))} & batch_values:
+                    keys.append(shorter)
+                    rows.append(int(r))
         return pd.Series(keys, index=np.asarray(rows, dtype=np.int64), dtype=object)
 
 
@@ -185,17 +196,15 @@ class TextWords:
 
 
 def _digit_variants(value: str) -> set[str]:
-    """Digit strings one substitution, deletion, insertion or swap of neighbours away from ``value``."""
+    """Digit strings one substitution, deletion or swap of neighbours away from ``value`` (an insertion is the
+    other string's deletion; see ``TypoKeys._digit_neighbours``)."""
     out: set[str] = set()
-    digits = "0123456789"
-    for k in range(len(value) + 1):
-        head, tail = value[:k], value[k:]
-        out.update(head + d + tail for d in digits)
+    for k in range(len(value)):
+        head, tail = value[:k], value[k + 1:]
+        out.update(head + d + tail for d in "0123456789")
+        out.add(head + tail)
         if tail:
-            out.add(head + tail[1:])
-            out.update(head + d + tail[1:] for d in digits)
-            if len(tail) > 1:
-                out.add(head + tail[1] + tail[0] + tail[2:])
+            out.add(head + tail[0] + value[k] + tail[1:])
     out.discard(value)
     return out
 

@@ -252,13 +252,17 @@ def _complete_person_name(f: Field, rows: np.ndarray) -> None:
     han = np.zeros(n, dtype=bool)
     unordered = np.full(n, None, dtype=object)
     initial = np.zeros(n, dtype=bool)
+    seen: dict[tuple[str, Any], tuple[bool, str | None, bool]] = {}
     for k in np.flatnonzero(rows):
         t = text[k]
         if t is None:
             continue
-        han[k] = bool(HAN.search(t))
-        unordered[k] = _unordered_key(t, key[k])
-        initial[k] = not han[k] and any(len(w) == 1 for w in t.split())
+        found = seen.get((t, key[k]))
+        if found is None:
+            is_han = bool(HAN.search(t))
+            found = (is_han, _unordered_key(t, key[k]), not is_han and any(len(w) == 1 for w in t.split()))
+            seen[(t, key[k])] = found
+        han[k], unordered[k], initial[k] = found
     key_length = np.zeros(n, dtype=np.int64)
     key_length[rows] = lengths_of(key[rows])
     f.a.update(text=text, han=han, unordered=unordered, has_initial=initial, key_length=key_length)

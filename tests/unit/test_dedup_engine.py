@@ -131,3 +131,19 @@ def test_accuracy_on_a_small_labelled_set():
     assert figures["true_pairs"] > 300
     assert figures["precision_auto"] >= 0.98, figures
     assert figures["recall_total"] >= 0.95, figures
+
+
+def test_a_batch_finds_exactly_the_pairs_a_full_scan_finds_for_it():
+    frame = labelled_leads(1200, seed=9).drop(columns="entity")
+    frame.loc[frame.index[0], "phone"] = "138001380001"  # one digit too many, in the base
+    frame.loc[frame.index[-1], "phone"] = "13800138000"  # in the batch, the same person
+    frame.loc[frame.index[-1], ["name", "company"]] = frame.loc[frame.index[0], ["name", "company"]].to_numpy()
+    batch = list(frame.index[-150:])
+    full = find_duplicates(frame, min_score=0.3)
+    expected = full[full["left"].isin(batch) | full["right"].isin(batch)]
+    found = find_duplicates(frame, only=batch, min_score=0.3)
+    as_set = lambda pairs: {(a, b, s) for a, b, s in zip(pairs["left"], pairs["right"], pairs["score"], strict=True)}  # noqa: E731
+    assert as_set(found) == as_set(expected)
+    assert len(found) > 30
+    pair = found[(found["left"] == frame.index[0]) & (found["right"] == frame.index[-1])]
+    assert "phone:typo" in pair["reasons"].iloc[0]
