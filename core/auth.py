@@ -28,12 +28,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         {
             "home", "import", "dedup", "rules", "workflows", "journeys", "accounts", "reports", "inbox",
             "team_inbox", "admin", "manage_users", "manage_settings", "manage_channels", "manage_costs",
-            "audit", "export",
+            "audit", "export", "promote_mql",
         }
     ),
     Role.MARKETER: frozenset(
         {"home", "import", "dedup", "rules", "workflows", "journeys", "accounts", "reports", "manage_channels",
-         "manage_costs", "export", "admin"}
+         "manage_costs", "export", "admin", "promote_mql"}
     ),
     Role.MANAGER: frozenset(
         {"home", "journeys", "accounts", "reports", "inbox", "team_inbox", "manage_routing", "export", "dedup_view",

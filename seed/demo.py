@@ -192,7 +192,7 @@ def _assemble(world: World) -> None:
         "decided_by_id": _ids(np.where(decided > 0, assignments["rep_id"].to_numpy(), -1)),
         "come_back_at": _times(assignments["come_back_at"]),
         "crm_pushed_at": _times(assignments["crm_pushed_at"]),
-        "crm_status": ["已同步至 CRM" if t > 0 else None for t in assignments["crm_pushed_at"].tolist()],
+        "crm_status": ["sent" if t > 0 else None for t in assignments["crm_pushed_at"].tolist()],  # core.routing.crm codes
     })
 
     opp_lead = np.asarray(opportunities["lead"], dtype=np.int64)

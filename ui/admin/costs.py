@@ -1,4 +1,4 @@
-"""Admin → Costs: what each channel or campaign cost per month."""
+"""Admin → Costs: what each channel or campaign cost per month — entered one by one or imported from a file."""
 
 from __future__ import annotations
 
@@ -7,9 +7,19 @@ from datetime import date
 import streamlit as st
 
 from core.auth import Actor
-from core.channels import list_campaigns, list_channels, list_costs, set_cost
+from core.channels import (
+    CostImportError,
+    cost_template,
+    import_costs,
+    list_campaigns,
+    list_channels,
+    list_costs,
+    set_cost,
+)
+from core.errors import LeadLoopError
+from core.export import to_csv_bytes
 from ui.admin import act
-from ui.common import db_session, for_display, money, tr
+from ui.common import db_session, for_display, lang, money, show_error, tr
 
 PERMISSION = "manage_costs"
 
@@ -40,3 +50,32 @@ def render(actor: Actor) -> None:
         if st.form_submit_button(tr("admin.costs.set"), type="primary"):
             act(actor, set_cost, "admin.costs.saved", channel_id=int(channel_id), month=month, amount=amount,
                 campaign_id=int(campaign_id) if campaign_id is not None else None, note=note)
+    _import(actor)
+
+
+def _import(actor: Actor) -> None:
+    """Upload a CSV/Excel of monthly costs; all rows are saved or none, with every problem listed."""
+    st.markdown(f"**{tr('costs.import_title')}**")
+    st.caption(tr("costs.import_help"))
+    st.download_button(tr("costs.template"), to_csv_bytes(cost_template(lang())), file_name="costs-template.csv",
+                       mime="text/csv", key="cost_template", icon=":material/download:")
+    with st.form("import_costs", clear_on_submit=False):
+        upload = st.file_uploader(tr("costs.file"), type=["csv", "txt", "xlsx", "xlsm"], key="cost_file")
+        submitted = st.form_submit_button(tr("costs.import_button"), type="primary")
+    if not submitted or upload is None:
+        return
+    try:
+        with db_session() as session:
+            summary = import_costs(session=session, actor=actor, data=upload.getvalue(), filename=upload.name)
+    except CostImportError as error:
+        show_error(error)
+        st.markdown(f"**{tr('costs.problems_title')}**")
+        problems = error.localized_problems(lang())
+        st.dataframe(for_display(problems), hide_index=True, width="stretch")
+        return
+    except LeadLoopError as error:
+        show_error(error)
+        return
+    st.session_state["flash"] = tr("costs.imported", rows=summary["rows"], inserted=summary["inserted"],
+                                   updated=summary["updated"])
+    st.rerun()
