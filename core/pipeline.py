@@ -1,0 +1,43 @@
+"""What happens to leads after they are written: one place that every writer calls.
+
+An import batch, a touchpoint file, a merge or a manual edit all end the same way — dedup against the base,
+place the leads in their accounts, rescore them and hand those that crossed the MQL line to the lifecycle.
+Writers call :func:`after_leads_written` inside their own transaction so the whole chain commits or rolls back
+with the batch that caused it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from core import accounts, dedup
+from core.auth import SYSTEM, Actor
+
+
+@dataclass
+class PipelineReport:
+    """What the chain did for one batch of leads, step by step (counts only, for summaries and logs)."""
+
+    dedup: dict[str, int] = field(default_factory=dict)
+    accounts: dict[str, Any] = field(default_factory=dict)
+    scoring: dict[str, Any] = field(default_factory=dict)
+    promoted: int = 0
+
+
+def after_leads_written(*, session: Session, lead_ids: Iterable[int], now: datetime, actor: Actor = SYSTEM,
+                        check_duplicates: bool = True) -> PipelineReport:
+    """Run the post-write chain for ``lead_ids`` (new or changed leads) in the caller's transaction."""
+    ids = sorted({int(i) for i in lead_ids})
+    report = PipelineReport()
+    if not ids:
+        return report
+    if check_duplicates:
+        report.dedup = dedup.check_new_leads(session=session, lead_ids=ids, now=now, actor=actor)
+    built = accounts.assign_accounts(session=session, lead_ids=ids, now=now)
+    report.accounts = dict(vars(built))
+    return report
