@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from sqlalchemy import update
+from sqlmodel import Session
 
 from core.i18n import t
+from db.engine import make_engine
+from db.models import User
 from tests.app.conftest import logged_in, new_app
 from ui.navigation import PAGES
 
@@ -122,3 +128,31 @@ def test_admin_creates_a_sales_rep_who_can_log_in(app_database):
     assert at.success, "the admin is told the user was added"
     rep = logged_in("rep_new", "Passw0rd99")
     assert rep.session_state["actor"].role == "sales"
+
+
+def test_a_login_older_than_the_session_limit_is_sent_back_to_the_login_page(app_database):
+    at = logged_in("marketer")
+    hours = 12  # the shipped default of security.session_hours
+    at.session_state["login_at"] = at.session_state["login_at"] - timedelta(hours=hours, minutes=1)
+    at.run()
+    assert "actor" not in at.session_state
+    assert any(t("login.expired", "zh") in i.value for i in at.info)
+    assert at.text_input(key="login_username")
+
+
+def test_a_user_deactivated_by_the_admin_is_signed_out_on_the_next_click(app_database):
+    victim = logged_in("sales4")
+    engine = make_engine(app_database)
+    with Session(engine) as session:
+        session.execute(update(User).where(User.username == "sales4").values(active=False))
+        session.commit()
+    try:
+        victim.run()
+        assert "actor" not in victim.session_state
+        notice = t("login.deactivated", victim.session_state["lang"])  # in the rep's own language
+        assert any(notice in i.value for i in victim.info), [i.value for i in victim.info]
+    finally:
+        with Session(engine) as session:
+            session.execute(update(User).where(User.username == "sales4").values(active=True))
+            session.commit()
+        engine.dispose()
