@@ -156,3 +156,36 @@ def test_a_user_deactivated_by_the_admin_is_signed_out_on_the_next_click(app_dat
             session.execute(update(User).where(User.username == "sales4").values(active=True))
             session.commit()
         engine.dispose()
+
+
+SSO_SECRETS = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+               "client_id": "leadloop", "client_secret": "secret",
+               "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+
+
+def test_without_an_auth_section_there_is_no_single_sign_on_button(app_database):
+    at = new_app()
+    at.run()
+    assert not [b for b in at.button if b.key == "sso_login"]
+
+
+def test_single_sign_on_maps_the_provider_email_to_the_leadloop_user_and_role(app_database):
+    at = new_app()
+    at.secrets["auth"] = SSO_SECRETS
+    at.run()
+    assert [b for b in at.button if b.key == "sso_login"], "the login page offers single sign-on"
+    at.user = {"is_logged_in": True, "email": "Manager@demo.leadloop.cn", "name": "Manager"}
+    at.run()
+    assert not at.exception
+    actor = at.session_state["actor"]
+    assert (actor.username, actor.role) == ("manager", "manager")
+
+
+def test_single_sign_on_with_an_unknown_email_is_refused_with_a_clear_message(app_database):
+    at = new_app()
+    at.secrets["auth"] = SSO_SECRETS
+    at.user = {"is_logged_in": True, "email": "stranger@example.com"}
+    at.run()
+    assert "actor" not in at.session_state
+    assert any("stranger@example.com" in e.value for e in at.error)
+    assert [b for b in at.button if b.key == "sso_logout"], "the user can switch to another account"
