@@ -331,6 +331,9 @@ def _syntax_error(error: UnexpectedInput, text: str) -> RuleSyntaxError:
             line, column = _end_position(text)
         return RuleSyntaxError("the rule ends too early", line=line, column=column, key="rules.error.unexpected_end")
     token = error.token if isinstance(error, UnexpectedToken) else None
+    if token is not None and token.type == "NAME" and "STRING" in getattr(error, "expected", set()):
+        return RuleSyntaxError(f"“{token}” must be in quotes", line=line, column=column,
+                               key="rules.error.quote_value", value=str(token))
     expected = sorted({_TOKEN_NAMES.get(name, name) for name in getattr(error, "expected", set())})[:6]
     found = str(token) if token is not None else "?"
     return RuleSyntaxError(f"unexpected “{found}”; expected one of: {', '.join(expected)}", line=line,
