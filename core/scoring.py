@@ -461,8 +461,8 @@ def _idle_decay(session: Session, now: datetime, ids: list[int] | None, scoped: 
     net = _net_engagement(session, ids)
     frame["net"] = net.reindex(frame.index).fillna(0.0)
     frame["due"] = np.floor((_us(now) - frame["last"]) / (idle_days * _US_PER_DAY)).clip(lower=0)
-    merged = applied.merge(frame[["last"]], left_on="lead_id", right_index=True)
-    done = merged[merged["at"] > merged["last"]].groupby("lead_id").size()
+    applied["last"] = applied["lead_id"].map(frame["last"])
+    done = applied[applied["at"] > applied["last"]].groupby("lead_id").size()
     frame["done"] = done.reindex(frame.index).fillna(0)
     frame["points"] = -np.minimum((frame["due"] - frame["done"]).clip(lower=0) * step, frame["net"].clip(lower=0))
     frame = frame[frame["points"] < 0]
@@ -538,6 +538,10 @@ def _refresh_cache(session: Session, now: datetime, ids: list[int] | None) -> No
     grade = case((Lead.fit_score >= bands["A"], "A"), (Lead.fit_score >= bands["B"], "B"),
                  (Lead.fit_score >= bands["C"], "C"), else_="D")
     session.execute(update(Lead).where(scope).values(grade=grade).execution_options(synchronize_session=False))
+    # Leads already loaded in this session would otherwise show the scores from before.
+    for item in list(session.identity_map.values()):
+        if isinstance(item, Lead):
+            session.expire(item, ["fit_score", "engagement_score", "grade", "scored_at"])
 
 
 def _crossed_mql(session: Session, now: datetime, ids: list[int] | None) -> list[int]:
