@@ -204,14 +204,16 @@ def _apply_tags(session: Session, now: datetime, ids: list[int] | None, rules: l
                    .where(condition, Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids),
                           ~exists(select(LeadTag.lead_id).where(LeadTag.lead_id == Lead.id,
                                                                 LeadTag.tag_id == tag_id))))
-        result = session.execute(insert(LeadTag).from_select(
-            ["lead_id", "tag_id", "source", "rule_id", "created_at"], missing))
-        report.tags_added += max(result.rowcount or 0, 0)
+        # RETURNING: an ORM-executed INSERT … SELECT reports no rowcount on psycopg.
+        added = session.execute(insert(LeadTag).from_select(
+            ["lead_id", "tag_id", "source", "rule_id", "created_at"], missing).returning(LeadTag.lead_id)).all()
+        report.tags_added += len(added)
         if rule.params.get("remove_when_false"):
-            result = session.execute(delete(LeadTag).where(
+            removed = session.execute(delete(LeadTag).where(
                 LeadTag.tag_id == tag_id, LeadTag.rule_id == rule.id, LeadTag.source == "rule",
-                _scope(LeadTag.lead_id, ids), LeadTag.lead_id.not_in(select(Lead.id).where(condition))))
-            report.tags_removed += max(result.rowcount or 0, 0)
+                _scope(LeadTag.lead_id, ids), LeadTag.lead_id.not_in(select(Lead.id).where(condition)))
+                .returning(LeadTag.lead_id).execution_options(synchronize_session=False)).all()
+            report.tags_removed += len(removed)
 
 
 def _tag_id(session: Session, name: str) -> int:
@@ -531,8 +533,8 @@ def _refresh_cache(session: Session, now: datetime, ids: list[int] | None) -> No
                 .where(ScoreEvent.lead_id == Lead.id, ScoreEvent.component == component).scalar_subquery())
 
     scope = and_(Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids))
-    session.execute(update(Lead).where(scope).values(fit_score=func.round(total("fit"), 4),
-                                                     engagement_score=func.round(total("engagement"), 4),
+    session.execute(update(Lead).where(scope).values(fit_score=total("fit"),
+                                                     engagement_score=total("engagement"),
                                                      scored_at=now).execution_options(synchronize_session=False))
     bands = grade_bands(session)
     grade = case((Lead.fit_score >= bands["A"], "A"), (Lead.fit_score >= bands["B"], "B"),
