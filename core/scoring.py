@@ -28,6 +28,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     true,
@@ -183,10 +184,11 @@ def rescore(*, session: Session, now: datetime, lead_ids: Iterable[int] | None =
 def _rescore(session: Session, now: datetime, ids: list[int] | None, report: ScoreReport) -> None:
     rules = _active_rules(session, report)
     _apply_tags(session, now, ids, rules[RuleKind.TAG], report)
-    universe = _apply_fit(session, now, ids, rules[RuleKind.FIT], report)
-    report.leads += len(universe)
-    engagement = _apply_engagement(session, now, ids, universe, rules[RuleKind.ENGAGEMENT], report)
-    report.decay_events += _decay(session, now, ids, universe, engagement, rules[RuleKind.DECAY])
+    report.leads += int(session.scalar(select(func.count()).select_from(Lead).where(
+        Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids))) or 0)
+    report.fit_events += _apply_fit(session, now, ids, rules[RuleKind.FIT])
+    report.engagement_events += _apply_engagement(session, now, ids, rules[RuleKind.ENGAGEMENT])
+    report.decay_events += _decay(session, now, ids, rules[RuleKind.DECAY])
     _refresh_cache(session, now, ids)
     report.crossed_mql.extend(_crossed_mql(session, now, ids))
 
@@ -204,16 +206,20 @@ def _apply_tags(session: Session, now: datetime, ids: list[int] | None, rules: l
                    .where(condition, Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids),
                           ~exists(select(LeadTag.lead_id).where(LeadTag.lead_id == Lead.id,
                                                                 LeadTag.tag_id == tag_id))))
-        # RETURNING: an ORM-executed INSERT … SELECT reports no rowcount on psycopg.
-        added = session.execute(insert(LeadTag).from_select(
-            ["lead_id", "tag_id", "source", "rule_id", "created_at"], missing).returning(LeadTag.lead_id)).all()
-        report.tags_added += len(added)
+        report.tags_added += _rows(session, insert(LeadTag).from_select(
+            ["lead_id", "tag_id", "source", "rule_id", "created_at"], missing))
         if rule.params.get("remove_when_false"):
-            removed = session.execute(delete(LeadTag).where(
+            report.tags_removed += _rows(session, delete(LeadTag).where(
                 LeadTag.tag_id == tag_id, LeadTag.rule_id == rule.id, LeadTag.source == "rule",
-                _scope(LeadTag.lead_id, ids), LeadTag.lead_id.not_in(select(Lead.id).where(condition)))
-                .returning(LeadTag.lead_id).execution_options(synchronize_session=False)).all()
-            report.tags_removed += len(removed)
+                _scope(LeadTag.lead_id, ids), LeadTag.lead_id.not_in(select(Lead.id).where(condition))))
+
+
+def _rows(session: Session, statement: Any) -> int:
+    """Run a Core statement on the session's connection (in its transaction) and return the rows it touched."""
+    session.flush()
+    # preserve_rowcount: SQLAlchemy only keeps the driver's count for UPDATE/DELETE unless asked.
+    result = session.connection().execute(statement.execution_options(preserve_rowcount=True))
+    return max(int(result.rowcount or 0), 0)
 
 
 def _tag_id(session: Session, name: str) -> int:
@@ -226,151 +232,120 @@ def _tag_id(session: Session, name: str) -> int:
     return int(tag_id)
 
 
-def _apply_fit(session: Session, now: datetime, ids: list[int] | None, rules: list[_Active],
-               report: ScoreReport) -> np.ndarray:
-    """One pass over the leads with a 0/1 column per fit rule; returns the ids of the leads in scope."""
+# Ledger rows are written with INSERT … SELECT: what each rule should give is computed in the database and only
+# the difference with what the ledger already holds is inserted; no row travels through Python.
+def _event_insert(select_statement: Any) -> Any:
+    return insert(ScoreEvent).from_select(_EVENT_COLUMNS, select_statement)
+
+
+def _now(now: datetime) -> Any:
+    return literal(now, type_=ScoreEvent.__table__.c.occurred_at.type)
+
+
+def _held(component: str, rule_id: int, ids: list[int] | None, key: Any) -> Any:
+    """What the ledger holds per ``key`` (lead or touchpoint) for one rule's points."""
+    return (select(key.label("key"), func.sum(ScoreEvent.points).label("held"))
+            .where(ScoreEvent.rule_id == rule_id, ScoreEvent.component == component, ScoreEvent.kind == "rule",
+                   _scope(ScoreEvent.lead_id, ids))
+            .group_by(key).subquery())
+
+
+def _reverse_retired(session: Session, now: datetime, component: str, active_ids: list[int],
+                     ids: list[int] | None) -> int:
+    """Take back the points of rules that are no longer active (deactivated, or their kind changed)."""
+    total = func.sum(ScoreEvent.points)
+    retired = (select(ScoreEvent.lead_id, literal(component), ScoreEvent.rule_id, func.max(ScoreEvent.rule_version),
+                      ScoreEvent.touchpoint_id, -total, literal("rule"), literal("rule_inactive"),
+                      func.max(ScoreEvent.occurred_at), _now(now))
+               .where(ScoreEvent.component == component, ScoreEvent.kind == "rule", ScoreEvent.rule_id.is_not(None),
+                      ScoreEvent.rule_id.not_in(active_ids) if active_ids else true(),
+                      _scope(ScoreEvent.lead_id, ids))
+               .group_by(ScoreEvent.lead_id, ScoreEvent.rule_id, ScoreEvent.touchpoint_id)
+               .having(func.abs(total) > 1e-9))
+    return _rows(session, _event_insert(retired))
+
+
+def _apply_fit(session: Session, now: datetime, ids: list[int] | None, rules: list[_Active]) -> int:
+    """Per fit rule, one INSERT … SELECT over the leads: points while the condition holds, taken back when it
+    no longer does, adjusted when the rule's points change."""
+    written = 0
     active = [item for item in rules if item.ast is not None]
-    flags = [case((to_sql(item.ast, now=now), 1), else_=0) for item in active]  # type: ignore[arg-type]
-    rows = session.execute(select(Lead.id, *flags).where(Lead.status != LeadStatus.MERGED,
-                                                        _scope(Lead.id, ids))).all()
-    matrix = np.array(rows, dtype=np.int64).reshape(len(rows), len(active) + 1)
-    universe = matrix[:, 0]
-    parts = []
-    for index, item in enumerate(active):
-        matched = universe[matrix[:, index + 1] == 1]
-        parts.append(pd.DataFrame({"lead_id": matched, "rule_id": int(item.rule.id or 0),
-                                   "touchpoint_id": 0, "desired": float(item.rule.points)}))
-    desired = _frame(parts, ["lead_id", "rule_id", "touchpoint_id", "desired"])
-    current = _current(session, "fit", ids)
-    versions = {int(item.rule.id or 0): int(item.rule.version) for item in rules}
-    report.fit_events += _write_diff(session, now, "fit", desired, current, universe, versions, with_times=False)
-    return universe
-
-
-def _apply_engagement(session: Session, now: datetime, ids: list[int] | None, universe: np.ndarray,
-                      rules: list[_Active], report: ScoreReport) -> pd.DataFrame:
-    """Points per matching touchpoint (at most ``cap`` per ``period_days`` window); returns the resulting rule
-    events (lead_id, points, at) for the decay step."""
-    parts = []
-    for item in rules:
-        if item.ast is None:
-            continue
+    for item in active:
         rule = item.rule
-        query = (select(Touchpoint.id, Touchpoint.lead_id, _raw_time(Touchpoint.occurred_at))
-                 .join(Lead, Lead.id == Touchpoint.lead_id)
-                 .where(to_sql(item.ast, now=now), Touchpoint.occurred_at <= now,
-                        Lead.status != LeadStatus.MERGED, _scope(Touchpoint.lead_id, ids)))
-        if rule.params.get("touchpoint_kind"):
-            query = query.where(Touchpoint.kind == str(rule.params["touchpoint_kind"]))
-        if rule.params.get("campaign"):
-            query = query.where(Touchpoint.campaign_id.in_(select(Campaign.id).where(
-                Campaign.name == str(rule.params["campaign"]))))
-        rows = session.execute(query).all()
-        if not rows:
-            continue
-        frame = pd.DataFrame(rows, columns=["touchpoint_id", "lead_id", "raw"])
-        frame["at"] = _times_us(frame.pop("raw"))
-        frame["rule_id"] = int(rule.id or 0)
-        frame["desired"] = _capped(frame, float(rule.points), rule.params)
-        parts.append(frame[frame["desired"] != 0])
-    desired = _frame(parts, ["touchpoint_id", "lead_id", "at", "rule_id", "desired"])
-    current = _current(session, "engagement", ids)
-    versions = {int(item.rule.id or 0): int(item.rule.version) for item in rules}
-    report.engagement_events += _write_diff(session, now, "engagement", desired, current, universe, versions,
-                                            with_times=True)
-    return desired.rename(columns={"desired": "points"})[["lead_id", "points", "at"]]
+        held = _held("fit", int(rule.id or 0), ids, ScoreEvent.lead_id)
+        holding = func.coalesce(held.c.held, 0.0)
+        target = case((to_sql(item.ast, now=now), float(rule.points)), else_=0.0)  # type: ignore[arg-type]
+        delta = target - holding
+        reason = case((holding == 0, "matched"), (target == 0, "no_longer_matches"), else_="points_changed")
+        rows = (select(Lead.id, literal("fit"), literal(rule.id), literal(rule.version), null(),
+                       delta, literal("rule"), reason, _now(now), _now(now))
+                .select_from(Lead).outerjoin(held, held.c.key == Lead.id)
+                .where(Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids), func.abs(delta) > 1e-9))
+        written += _rows(session, _event_insert(rows))
+    written += _reverse_retired(session, now, "fit", [int(i.rule.id or 0) for i in active], ids)
+    return written
 
 
-def _capped(frame: pd.DataFrame, points: float, params: dict[str, Any]) -> np.ndarray:
-    """Each touchpoint's points, in time order, until the lead reached ``cap`` in that ``period_days`` window."""
-    cap = params.get("cap")
-    if not cap or points <= 0:
-        return np.full(len(frame), points)
-    period = max(float(params.get("period_days") or 36_500), 1.0) * _US_PER_DAY
-    bucket = (frame["at"].to_numpy() // period).astype(np.int64)
-    order = np.lexsort((frame["touchpoint_id"].to_numpy(), frame["at"].to_numpy(), bucket,
-                        frame["lead_id"].to_numpy()))
-    lead = frame["lead_id"].to_numpy()[order]
-    bucket = bucket[order]
-    new_group = np.ones(len(order), dtype=bool)
-    new_group[1:] = (lead[1:] != lead[:-1]) | (bucket[1:] != bucket[:-1])
-    group = np.cumsum(new_group)
-    position = np.arange(len(order)) - np.flatnonzero(new_group)[group - 1]  # 0, 1, 2… within the group
-    before = position * points
-    awarded = np.clip(float(cap) - before, 0, points)
-    out = np.empty(len(order))
-    out[order] = awarded
-    return out
+def _epoch_days(session: Session, column: Any) -> Any:
+    """A stored time as fractional days since 1970 (for windows and half-lives computed in the database)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", column) / 86_400.0
+    return func.julianday(column) - 2_440_587.5
 
 
-def _frame(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
-    parts = [p[columns] for p in parts if len(p)]
-    if not parts:
-        return pd.DataFrame({c: pd.Series(dtype="float64" if c == "desired" else "int64") for c in columns})
-    return pd.concat(parts, ignore_index=True)
-
-
-def _current(session: Session, component: str, ids: list[int] | None) -> pd.DataFrame:
-    """What the ledger holds per (lead, rule, touchpoint) for rule points of one component."""
-    touchpoint = func.coalesce(ScoreEvent.touchpoint_id, 0)
-    query = (select(ScoreEvent.lead_id, ScoreEvent.rule_id, touchpoint.label("touchpoint_id"),
-                    func.sum(ScoreEvent.points).label("current"))
-             .where(ScoreEvent.component == component, ScoreEvent.kind == "rule", ScoreEvent.rule_id.is_not(None),
-                    _scope(ScoreEvent.lead_id, ids))
-             .group_by(ScoreEvent.lead_id, ScoreEvent.rule_id, touchpoint))
-    rows = session.execute(query).all()
-    return pd.DataFrame(rows, columns=["lead_id", "rule_id", "touchpoint_id", "current"])
-
-
-def _write_diff(session: Session, now: datetime, component: str, desired: pd.DataFrame, current: pd.DataFrame,
-                universe: np.ndarray, versions: dict[int, int], *, with_times: bool) -> int:
-    keys = ["lead_id", "rule_id", "touchpoint_id"]
-    current = current[current["lead_id"].isin(universe)]
-    merged = desired.merge(current, on=keys, how="outer")
-    merged["desired"] = merged["desired"].fillna(0.0)
-    merged["current"] = merged["current"].fillna(0.0)
-    merged["points"] = (merged["desired"] - merged["current"]).round(6)
-    changes = merged[merged["points"].abs() > 1e-9].copy()
-    if changes.empty:
-        return 0
-    reasons = np.where(changes["current"] == 0, "matched",
-                       np.where(changes["desired"] == 0, "no_longer_matches", "points_changed"))
-    if component == "engagement":
-        reasons = np.where(reasons == "matched", "touchpoint", reasons)
-    changes["reason"] = reasons
-    now_us = _us(now)
-    if with_times:
-        missing = changes["at"].isna() if "at" in changes else pd.Series(True, index=changes.index)
-        if missing.any():
-            # Reversals of touchpoints no longer matched: dated like the points they take back.
-            times = _touchpoint_times(session, changes.loc[missing, "touchpoint_id"].astype(int).tolist())
-            changes.loc[missing, "at"] = changes.loc[missing, "touchpoint_id"].map(times).fillna(now_us)
-        at = changes["at"].astype(np.int64).to_numpy()
-    else:
-        at = np.full(len(changes), now_us, dtype=np.int64)
-    events = pd.DataFrame({
-        "lead_id": changes["lead_id"].astype(np.int64).to_numpy(),
-        "component": component,
-        "rule_id": changes["rule_id"].astype(np.int64).to_numpy(),
-        "rule_version": changes["rule_id"].astype(np.int64).map(versions).to_numpy(),
-        "touchpoint_id": changes["touchpoint_id"].astype(np.int64).to_numpy(),
-        "points": changes["points"].to_numpy(dtype=np.float64),
-        "kind": "rule",
-        "reason": changes["reason"].to_numpy(),
-        "occurred_at": at,
-    })
-    return _insert_events(session, events, now)
-
-
-def _touchpoint_times(session: Session, ids: list[int]) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for start in range(0, len(ids), 5000):
-        rows = session.execute(select(Touchpoint.id, _raw_time(Touchpoint.occurred_at))
-                               .where(Touchpoint.id.in_(ids[start:start + 5000]))).all()
-        if rows:
-            times = _times_us([r[1] for r in rows])
-            out.update(zip([int(r[0]) for r in rows], times.tolist(), strict=True))
-    return out
+def _apply_engagement(session: Session, now: datetime, ids: list[int] | None, rules: list[_Active]) -> int:
+    """Per engagement rule, one INSERT … SELECT over its matching touchpoints: ``points`` each, in time order, until
+    the lead reached ``cap`` within the ``period_days`` window (a window function); then one statement that
+    takes back points of touchpoints the rule no longer matches."""
+    written = 0
+    active = [item for item in rules if item.ast is not None]
+    for item in active:
+        rule = item.rule
+        params = rule.params or {}
+        points = float(rule.points)
+        filters = [to_sql(item.ast, now=now), Touchpoint.occurred_at <= now, Lead.status != LeadStatus.MERGED,
+                   _scope(Touchpoint.lead_id, ids)]
+        if params.get("touchpoint_kind"):
+            filters.append(Touchpoint.kind == str(params["touchpoint_kind"]))
+        if params.get("campaign"):
+            filters.append(Touchpoint.campaign_id.in_(select(Campaign.id).where(
+                Campaign.name == str(params["campaign"]))))
+        cap = params.get("cap")
+        if cap and points > 0:
+            period = max(float(params.get("period_days") or 36_500), 1.0)
+            window = func.floor(_epoch_days(session, Touchpoint.occurred_at) / period)
+            rank = func.row_number().over(partition_by=(Touchpoint.lead_id, window),
+                                          order_by=(Touchpoint.occurred_at, Touchpoint.id))
+            room = float(cap) - points * (rank - 1)
+            award: Any = case((room >= points, points), (room > 0, room), else_=0.0)
+        else:
+            award = literal(points)
+        desired = (select(Touchpoint.id.label("tp"), Touchpoint.lead_id.label("lead"),
+                          Touchpoint.occurred_at.label("at"), award.label("points"))
+                   .join(Lead, Lead.id == Touchpoint.lead_id).where(*filters).subquery())
+        held = _held("engagement", int(rule.id or 0), ids, ScoreEvent.touchpoint_id)
+        holding = func.coalesce(held.c.held, 0.0)
+        delta = desired.c.points - holding
+        reason = case((holding == 0, "touchpoint"), (desired.c.points == 0, "no_longer_matches"),
+                      else_="points_changed")
+        rows = (select(desired.c.lead, literal("engagement"), literal(rule.id), literal(rule.version), desired.c.tp,
+                       delta, literal("rule"), reason, desired.c.at, _now(now))
+                .select_from(desired).outerjoin(held, held.c.key == desired.c.tp)
+                .where(func.abs(delta) > 1e-9))
+        written += _rows(session, _event_insert(rows))
+        # Touchpoints that scored before and match no more: their points go back, dated like them.
+        matching = (select(Touchpoint.id).join(Lead, Lead.id == Touchpoint.lead_id).where(*filters))
+        total = func.sum(ScoreEvent.points)
+        gone = (select(ScoreEvent.lead_id, literal("engagement"), literal(rule.id), literal(rule.version),
+                       ScoreEvent.touchpoint_id, -total, literal("rule"), literal("no_longer_matches"),
+                       func.max(ScoreEvent.occurred_at), _now(now))
+                .where(ScoreEvent.rule_id == rule.id, ScoreEvent.component == "engagement",
+                       ScoreEvent.kind == "rule", _scope(ScoreEvent.lead_id, ids),
+                       ScoreEvent.touchpoint_id.not_in(matching))
+                .group_by(ScoreEvent.lead_id, ScoreEvent.touchpoint_id).having(func.abs(total) > 1e-9))
+        written += _rows(session, _event_insert(gone))
+    written += _reverse_retired(session, now, "engagement", [int(i.rule.id or 0) for i in active], ids)
+    return written
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -382,60 +357,55 @@ def apply_decay(*, session: Session, now: datetime) -> int:
     rules = _active_rules(session, ScoreReport())
     if not rules[RuleKind.DECAY]:
         return 0
-    universe = np.array(session.scalars(select(Lead.id).where(Lead.status != LeadStatus.MERGED)).all(),
-                        dtype=np.int64)
-    rows = session.execute(select(ScoreEvent.lead_id, ScoreEvent.points, _raw_time(ScoreEvent.occurred_at))
-                           .where(ScoreEvent.component == "engagement", ScoreEvent.kind == "rule")).all()
-    events = pd.DataFrame(rows, columns=["lead_id", "points", "raw"])
-    events["at"] = _times_us(events.pop("raw"))
-    written = _decay(session, now, None, universe, events, rules[RuleKind.DECAY])
+    written = _decay(session, now, None, rules[RuleKind.DECAY])
     _refresh_cache(session, now, None)
     return written
 
 
-def _decay(session: Session, now: datetime, ids: list[int] | None, universe: np.ndarray, events: pd.DataFrame,
-           rules: list[_Active]) -> int:
-    """Half-life: decay = Σ points·½^(age/half-life) − Σ points over the lead's engagement rule events, kept as a
-    running correction (only the change is written, so applying it twice a day writes nothing). Idle: −N points
-    per X days without a touchpoint, never below zero, not given back."""
+def _decay(session: Session, now: datetime, ids: list[int] | None, rules: list[_Active]) -> int:
+    """Half-life: decay = Σ points·(½^(age/half-life) − 1) over the lead's engagement rule events, kept as a
+    running correction (only the change is written, so applying it twice a day writes nothing; a new touchpoint
+    is not decayed until it ages). Idle: −N points per X days without a touchpoint, never below zero."""
     written = 0
     half_life = next((r for r in rules if r.rule.params.get("half_life_days")), None)
     if half_life is not None:
-        scoped = _decay_scope(session, now, ids, universe, half_life)
-        days = float(half_life.rule.params["half_life_days"])
-        frame = events[events["lead_id"].isin(scoped)]
-        age = np.maximum(_us(now) - frame["at"].to_numpy(dtype=np.int64), 0) / _US_PER_DAY
-        lost = frame["points"].to_numpy(dtype=np.float64) * (np.power(0.5, age / days) - 1.0)
-        target = pd.Series(lost).groupby(frame["lead_id"].to_numpy()).sum()
-        current = _decay_sums(session, ids, int(half_life.rule.id or 0))
-        table = pd.DataFrame({"target": target}).join(current, how="outer").fillna(0.0)
-        table = table[table.index.isin(scoped)]
-        table["points"] = (table["target"] - table["current"]).round(2)
-        table = table[table["points"].abs() >= 0.01]
-        written += _insert_events(session, pd.DataFrame({
-            "lead_id": table.index.to_numpy(dtype=np.int64), "component": "engagement",
-            "rule_id": int(half_life.rule.id or 0), "rule_version": int(half_life.rule.version), "touchpoint_id": 0,
-            "points": table["points"].to_numpy(), "kind": "decay", "reason": "half_life",
-            "occurred_at": _us(now)}), now)
+        written += _half_life(session, now, ids, half_life)
     for item in rules:
         if item.rule.params.get("idle_days") and not item.rule.params.get("half_life_days"):
-            written += _idle_decay(session, now, ids, _decay_scope(session, now, ids, universe, item), item)
+            written += _idle_decay(session, now, ids, _decay_scope(session, now, ids, item), item)
     return written
 
 
-def _decay_scope(session: Session, now: datetime, ids: list[int] | None, universe: np.ndarray,
-                 item: _Active) -> np.ndarray:
-    if item.ast is None:
-        return universe
-    matched = session.scalars(select(Lead.id).where(lead_condition(item.ast, now=now), _scope(Lead.id, ids))).all()
-    return np.intersect1d(universe, np.array(matched, dtype=np.int64))
+def _half_life(session: Session, now: datetime, ids: list[int] | None, item: _Active) -> int:
+    rule = item.rule
+    days = float(rule.params["half_life_days"])
+    now_days = (now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp() / 86_400
+    age = func.max(now_days - _epoch_days(session, ScoreEvent.occurred_at), 0.0) \
+        if session.get_bind().dialect.name == "sqlite" else \
+        func.greatest(now_days - _epoch_days(session, ScoreEvent.occurred_at), 0.0)
+    target = (select(ScoreEvent.lead_id.label("key"),
+                     func.sum(ScoreEvent.points * (func.power(0.5, age / days) - 1.0)).label("target"))
+              .where(ScoreEvent.component == "engagement", ScoreEvent.kind == "rule", _scope(ScoreEvent.lead_id, ids))
+              .group_by(ScoreEvent.lead_id).subquery())
+    held = (select(ScoreEvent.lead_id.label("key"), func.sum(ScoreEvent.points).label("held"))
+            .where(ScoreEvent.kind == "decay", ScoreEvent.rule_id == rule.id, _scope(ScoreEvent.lead_id, ids))
+            .group_by(ScoreEvent.lead_id).subquery())
+    delta = func.coalesce(target.c.target, 0.0) - func.coalesce(held.c.held, 0.0)
+    scope = [Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids), func.abs(delta) >= 0.01]
+    if item.ast is not None:
+        scope.append(lead_condition(item.ast, now=now))
+    rows = (select(Lead.id, literal("engagement"), literal(rule.id), literal(rule.version), null(), delta,
+                   literal("decay"), literal("half_life"), _now(now), _now(now))
+            .select_from(Lead).outerjoin(target, target.c.key == Lead.id).outerjoin(held, held.c.key == Lead.id)
+            .where(*scope))
+    return _rows(session, _event_insert(rows))
 
 
-def _decay_sums(session: Session, ids: list[int] | None, rule_id: int) -> pd.DataFrame:
-    rows = session.execute(select(ScoreEvent.lead_id, func.sum(ScoreEvent.points))
-                           .where(ScoreEvent.kind == "decay", ScoreEvent.rule_id == rule_id,
-                                  _scope(ScoreEvent.lead_id, ids)).group_by(ScoreEvent.lead_id)).all()
-    return pd.DataFrame(rows, columns=["lead_id", "current"]).set_index("lead_id")
+def _decay_scope(session: Session, now: datetime, ids: list[int] | None, item: _Active) -> np.ndarray:
+    condition = lead_condition(item.ast, now=now) if item.ast is not None else true()
+    matched = session.scalars(select(Lead.id).where(condition, Lead.status != LeadStatus.MERGED,
+                                                    _scope(Lead.id, ids))).all()
+    return np.array(matched, dtype=np.int64)
 
 
 def _idle_decay(session: Session, now: datetime, ids: list[int] | None, scoped: np.ndarray, item: _Active) -> int:
