@@ -242,12 +242,13 @@ def _now(now: datetime) -> Any:
     return literal(now, type_=ScoreEvent.__table__.c.occurred_at.type)
 
 
-def _held(component: str, rule_id: int, ids: list[int] | None, key: Any) -> Any:
-    """What the ledger holds per ``key`` (lead or touchpoint) for one rule's points."""
-    return (select(key.label("key"), func.sum(ScoreEvent.points).label("held"))
-            .where(ScoreEvent.rule_id == rule_id, ScoreEvent.component == component, ScoreEvent.kind == "rule",
-                   _scope(ScoreEvent.lead_id, ids))
-            .group_by(key).subquery())
+def _held(component: str, rule_id: int, key_column: Any, key: Any) -> Any:
+    """What the ledger holds for one rule's points of one lead or touchpoint (a correlated lookup that an index
+    answers: (lead_id, component) or (touchpoint_id, rule_id))."""
+    return func.coalesce(
+        select(func.sum(ScoreEvent.points))
+        .where(key_column == key, ScoreEvent.rule_id == rule_id, ScoreEvent.component == component,
+               ScoreEvent.kind == "rule").scalar_subquery(), 0.0)
 
 
 def _reverse_retired(session: Session, now: datetime, component: str, active_ids: list[int],
@@ -272,15 +273,16 @@ def _apply_fit(session: Session, now: datetime, ids: list[int] | None, rules: li
     active = [item for item in rules if item.ast is not None]
     for item in active:
         rule = item.rule
-        held = _held("fit", int(rule.id or 0), ids, ScoreEvent.lead_id)
-        holding = func.coalesce(held.c.held, 0.0)
+        holding = _held("fit", int(rule.id or 0), ScoreEvent.lead_id, Lead.id)
         target = case((to_sql(item.ast, now=now), float(rule.points)), else_=0.0)  # type: ignore[arg-type]
-        delta = target - holding
-        reason = case((holding == 0, "matched"), (target == 0, "no_longer_matches"), else_="points_changed")
-        rows = (select(Lead.id, literal("fit"), literal(rule.id), literal(rule.version), null(),
+        scored = (select(Lead.id.label("lead"), target.label("target"), holding.label("holding"))
+                  .where(Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids)).subquery())
+        delta = scored.c.target - scored.c.holding
+        reason = case((scored.c.holding == 0, "matched"), (scored.c.target == 0, "no_longer_matches"),
+                      else_="points_changed")
+        rows = (select(scored.c.lead, literal("fit"), literal(rule.id), literal(rule.version), null(),
                        delta, literal("rule"), reason, _now(now), _now(now))
-                .select_from(Lead).outerjoin(held, held.c.key == Lead.id)
-                .where(Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids), func.abs(delta) > 1e-9))
+                .where(func.abs(delta) > 1e-9))
         written += _rows(session, _event_insert(rows))
     written += _reverse_retired(session, now, "fit", [int(i.rule.id or 0) for i in active], ids)
     return written
@@ -311,37 +313,41 @@ def _apply_engagement(session: Session, now: datetime, ids: list[int] | None, ru
             filters.append(Touchpoint.campaign_id.in_(select(Campaign.id).where(
                 Campaign.name == str(params["campaign"]))))
         cap = params.get("cap")
+        matched = (select(Touchpoint.id.label("tp"), Touchpoint.lead_id.label("lead"),
+                          Touchpoint.occurred_at.label("at"))
+                   .join(Lead, Lead.id == Touchpoint.lead_id).where(*filters))
         if cap and points > 0:
             period = max(float(params.get("period_days") or 36_500), 1.0)
             window = func.floor(_epoch_days(session, Touchpoint.occurred_at) / period)
-            rank = func.row_number().over(partition_by=(Touchpoint.lead_id, window),
-                                          order_by=(Touchpoint.occurred_at, Touchpoint.id))
-            room = float(cap) - points * (rank - 1)
+            ranked = matched.add_columns(func.row_number().over(
+                partition_by=(Touchpoint.lead_id, window),
+                order_by=(Touchpoint.occurred_at, Touchpoint.id)).label("n")).subquery()
+            room = float(cap) - points * (ranked.c.n - 1)
             award: Any = case((room >= points, points), (room > 0, room), else_=0.0)
         else:
+            ranked = matched.subquery()
             award = literal(points)
-        desired = (select(Touchpoint.id.label("tp"), Touchpoint.lead_id.label("lead"),
-                          Touchpoint.occurred_at.label("at"), award.label("points"))
-                   .join(Lead, Lead.id == Touchpoint.lead_id).where(*filters).subquery())
-        held = _held("engagement", int(rule.id or 0), ids, ScoreEvent.touchpoint_id)
-        holding = func.coalesce(held.c.held, 0.0)
-        delta = desired.c.points - holding
-        reason = case((holding == 0, "touchpoint"), (desired.c.points == 0, "no_longer_matches"),
+        holding = _held("engagement", int(rule.id or 0), ScoreEvent.touchpoint_id, ranked.c.tp)
+        desired = select(ranked.c.tp, ranked.c.lead, ranked.c.at, award.label("points"),
+                         holding.label("holding")).subquery()
+        delta = desired.c.points - desired.c.holding
+        reason = case((desired.c.holding == 0, "touchpoint"), (desired.c.points == 0, "no_longer_matches"),
                       else_="points_changed")
         rows = (select(desired.c.lead, literal("engagement"), literal(rule.id), literal(rule.version), desired.c.tp,
                        delta, literal("rule"), reason, desired.c.at, _now(now))
-                .select_from(desired).outerjoin(held, held.c.key == desired.c.tp)
                 .where(func.abs(delta) > 1e-9))
         written += _rows(session, _event_insert(rows))
         # Touchpoints that scored before and match no more: their points go back, dated like them.
-        matching = (select(Touchpoint.id).join(Lead, Lead.id == Touchpoint.lead_id).where(*filters))
+        still = (select(Touchpoint.id).join(Lead, Lead.id == Touchpoint.lead_id).where(*filters))
         total = func.sum(ScoreEvent.points)
+        # In an incremental pass the lead index is the selective one; "+ 0" keeps the planner off the rule index.
+        rule_key = ScoreEvent.rule_id + 0 if ids is not None else ScoreEvent.rule_id
         gone = (select(ScoreEvent.lead_id, literal("engagement"), literal(rule.id), literal(rule.version),
                        ScoreEvent.touchpoint_id, -total, literal("rule"), literal("no_longer_matches"),
                        func.max(ScoreEvent.occurred_at), _now(now))
-                .where(ScoreEvent.rule_id == rule.id, ScoreEvent.component == "engagement",
+                .where(rule_key == rule.id, ScoreEvent.component == "engagement",
                        ScoreEvent.kind == "rule", _scope(ScoreEvent.lead_id, ids),
-                       ScoreEvent.touchpoint_id.not_in(matching))
+                       ScoreEvent.touchpoint_id.not_in(still))
                 .group_by(ScoreEvent.lead_id, ScoreEvent.touchpoint_id).having(func.abs(total) > 1e-9))
         written += _rows(session, _event_insert(gone))
     written += _reverse_retired(session, now, "engagement", [int(i.rule.id or 0) for i in active], ids)

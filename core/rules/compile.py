@@ -105,6 +105,10 @@ def _sql(node: dict[str, Any], now: datetime) -> ColumnElement[bool]:
         Touchpoint if spec.context == "touchpoint" else Lead, spec.column)
     if op == "empty":
         return or_(column.is_(None), column == "") if spec.type == "text" else column.is_(None)
+    if spec.name == "kind" and op in ("=", "in"):
+        # Touchpoint kinds are stored as their lower-case enum values: compare directly so the index is used.
+        values = [fold(v) for v in (right if op == "in" else [right])]
+        return and_(column.is_not(None), column.in_(values) if op == "in" else column == values[0])
     if spec.type == "text":
         return and_(column.is_not(None), _text_sql(op, column, right))
     if spec.type == "bool":
