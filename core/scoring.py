@@ -242,12 +242,15 @@ def _now(now: datetime) -> Any:
     return literal(now, type_=ScoreEvent.__table__.c.occurred_at.type)
 
 
+# Subqueries that hold a correlated lookup end in OFFSET 0: it keeps SQLite and PostgreSQL from inlining them
+# into the outer query, which would run the lookup once per reference instead of once per row.
 def _held(component: str, rule_id: int, key_column: Any, key: Any) -> Any:
     """What the ledger holds for one rule's points of one lead or touchpoint (a correlated lookup that an index
     answers: (lead_id, component) or (touchpoint_id, rule_id))."""
     return func.coalesce(
         select(func.sum(ScoreEvent.points))
-        .where(key_column == key, ScoreEvent.rule_id == rule_id, ScoreEvent.component == component,
+        # "+ 0": the selective index is the one on the key; without it SQLite walks every event of the rule.
+        .where(key_column == key, ScoreEvent.rule_id + 0 == rule_id, ScoreEvent.component == component,
                ScoreEvent.kind == "rule").scalar_subquery(), 0.0)
 
 
@@ -276,7 +279,7 @@ def _apply_fit(session: Session, now: datetime, ids: list[int] | None, rules: li
         holding = _held("fit", int(rule.id or 0), ScoreEvent.lead_id, Lead.id)
         target = case((to_sql(item.ast, now=now), float(rule.points)), else_=0.0)  # type: ignore[arg-type]
         scored = (select(Lead.id.label("lead"), target.label("target"), holding.label("holding"))
-                  .where(Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids)).subquery())
+                  .where(Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids)).offset(0).subquery())
         delta = scored.c.target - scored.c.holding
         reason = case((scored.c.holding == 0, "matched"), (scored.c.target == 0, "no_longer_matches"),
                       else_="points_changed")
@@ -329,7 +332,7 @@ def _apply_engagement(session: Session, now: datetime, ids: list[int] | None, ru
             award = literal(points)
         holding = _held("engagement", int(rule.id or 0), ScoreEvent.touchpoint_id, ranked.c.tp)
         desired = select(ranked.c.tp, ranked.c.lead, ranked.c.at, award.label("points"),
-                         holding.label("holding")).subquery()
+                         holding.label("holding")).offset(0).subquery()
         delta = desired.c.points - desired.c.holding
         reason = case((desired.c.holding == 0, "touchpoint"), (desired.c.points == 0, "no_longer_matches"),
                       else_="points_changed")
