@@ -123,7 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     engine = make_engine(f"sqlite:///{path}")
     upgrade_to_head(engine)
     started = time.perf_counter()
-    build(engine, args.leads, args.touchpoints)
+    with Session(engine) as session:
+        have = session.scalar(select(func.count()).select_from(Lead))
+    if have == args.leads:  # a kept --db: same data, ledger and rules start again from nothing
+        with engine.begin() as connection:
+            for table in ("scoreevent", "leadtag", "ruleversion", "rule", "auditlog"):
+                connection.exec_driver_sql(f"DELETE FROM {table}")
+            connection.exec_driver_sql("DELETE FROM touchpoint WHERE natural_key LIKE 'new%'")
+    else:
+        build(engine, args.leads, args.touchpoints)
     with Session(engine) as session:
         rules(session)
     print(f"data: {args.leads:,} leads, {args.touchpoints:,} touchpoints, 50 rules in "
@@ -177,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     figures = (f"full rescore {full:.2f} s (< 10 s), one lead {single * 1000:.1f} ms (< 50 ms), "
                f"preview {shown * 1000:.0f} ms (< 1000 ms)")
     engine.dispose()
-    folder.cleanup()
+    if args.db is None:
+        folder.cleanup()
     if failures:
         print("FAIL " + "; ".join(failures) + " — " + figures)
         return 1
