@@ -220,3 +220,17 @@ def test_preview_counts_and_delta(session) -> None:  # noqa: ANN001
     assert len(result.sample) == 2 and set(result.sample["company_size"]) == {250, 900}
     engaged = preview('kind = "email_open"', session=session, now=NOW, kind="engagement")
     assert engaged.count == 0 and engaged.delta is None
+
+
+def test_pipeline_rescores_written_leads_and_promotes_mql(session, marketer) -> None:  # noqa: ANN001
+    from core.pipeline import after_leads_written
+
+    _rule(session, marketer, "fit", 'title contains "总监"', 60)
+    _rule(session, marketer, "engagement", 'kind = "demo_request"', 60)
+    _rule(session, marketer, "mql", 'grade in ("A", "B") and engagement >= 60')
+    lead_id = _lead(session, title="总监", email="zongjian@example.com")
+    _touch(session, lead_id, "demo_request", NOW)
+    report = after_leads_written(session=session, lead_ids=[lead_id], now=NOW, check_duplicates=False)
+    session.commit()
+    assert report.scoring["crossed_mql"] == 1 and report.promoted == 1
+    assert session.get(Lead, lead_id).stage == Stage.MQL
