@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from core import accounts, dedup
+from core import accounts, dedup, lifecycle, scoring
 from core.auth import SYSTEM, Actor
 
 
@@ -40,4 +40,13 @@ def after_leads_written(*, session: Session, lead_ids: Iterable[int], now: datet
         report.dedup = dedup.check_new_leads(session=session, lead_ids=ids, now=now, actor=actor)
     built = accounts.assign_accounts(session=session, lead_ids=ids, now=now)
     report.accounts = dict(vars(built))
+    # Scores before the MQL hand-off: the leads just written are rescored (incrementally) and those that crossed
+    # the MQL line go to the lifecycle, which routes them.
+    scored = scoring.rescore(session=session, now=now, lead_ids=ids)
+    report.scoring = scored.summary()
+    if scored.crossed_mql:
+        rule_id, text, _ = scoring.mql_rule(session)
+        promoted = lifecycle.promote_to_mql(session=session, lead_ids=scored.crossed_mql, now=now,
+                                            by_rule=text if rule_id is None else f"rule {rule_id}: {text}")
+        report.promoted = len(promoted.promoted)
     return report
