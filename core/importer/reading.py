@@ -217,8 +217,13 @@ def _read_xlsx(data: bytes, sheet: str | None) -> RawTable:
         if sheet is not None and sheet not in names:
             raise FileFormatError(f"The workbook has no sheet named {sheet}.", key="import.no_sheet", sheet=sheet,
                                   sheets=", ".join(names))
-        chosen = sheet or names[0]
-        rows = [[_cell_text(v) for v in row] for row in workbook[chosen].iter_rows(values_only=True)]
+        # Without a choice: the first sheet that holds a table (a cover or notes sheet often comes first).
+        chosen, rows = names[0], []
+        for candidate in [sheet] if sheet is not None else names:
+            rows = [[_cell_text(v) for v in row] for row in workbook[candidate].iter_rows(values_only=True)]
+            chosen = candidate
+            if sum(1 for r in rows if sum(1 for c in r if c.strip()) >= 2) >= 2:
+                break
     finally:
         workbook.close()
     while rows and not any(c.strip() for c in rows[-1]):
