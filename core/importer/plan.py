@@ -314,11 +314,12 @@ def build_plan(*, session: Session, table: RawTable, mapping: dict[str, str | No
 
     # Custom columns, kept on the lead as they came.
     unmapped = [c for c, f in mapping.items() if f is None and c in frame.columns]
-    extra = frame[unmapped].replace("", None) if unmapped else None
     attrs: list[dict[str, Any]] = [{} for _ in range(n)]
-    if extra is not None:
-        for position, record in enumerate(extra.to_dict("records")):
-            attrs[position] = {k: v for k, v in record.items() if v is not None and str(v).strip() != ""}
+    if unmapped:
+        arrays = [frame[c].to_numpy(dtype=object, na_value=None) for c in unmapped]
+        for position, values in enumerate(zip(*arrays, strict=True)):
+            attrs[position] = {c: str(v).strip() for c, v in zip(unmapped, values, strict=True)
+                               if v is not None and str(v).strip() != ""}
     source = col("source")
     for position in np.flatnonzero(source.notna().to_numpy()):
         attrs[position]["source"] = source.iloc[position]

@@ -238,12 +238,12 @@ def _insert_leads(session: Session, plan: Plan, *, batch_id: int, channel_id: in
     for group, row in zip(new.index, new.to_dict("records"), strict=True):
         records.append({
             **{name: row[name] for name in LEAD_FIELDS},
-            "company_size": None if row["company_size"] is None else int(row["company_size"]),
+            "company_size": _int(row["company_size"]),
             "name_key": row["name_key"], "company_key": row["company_key"], "search_text": row["search_text"] or "",
             "source_channel_id": channel_id,
-            "source_campaign_id": None if row["campaign_id"] is None else int(row["campaign_id"]),
+            "source_campaign_id": _int(row["campaign_id"]),
             "tracking_code": row["tracking_code"],
-            "referrer_id": None if row["referrer_id"] is None else int(row["referrer_id"]),
+            "referrer_id": _int(row["referrer_id"]),
             "utm_source": row["utm_source"], "utm_medium": row["utm_medium"], "utm_campaign": row["utm_campaign"],
             "import_batch_id": batch_id, "stage": Stage.NEW, "status": row["status"],
             "invalid_reason": row["invalid_reason"], "attributes": row["attributes"] or {},
@@ -252,6 +252,7 @@ def _insert_leads(session: Session, plan: Plan, *, batch_id: int, channel_id: in
             "_group": int(group),
         })
     groups = [r.pop("_group") for r in records]
+    records = [{k: _py(v) for k, v in r.items()} for r in records]
     ids = session.execute(insert(_LEAD).returning(_LEAD.c.id, sort_by_parameter_order=True), records).scalars().all()
     return dict(zip(groups, (int(i) for i in ids), strict=True))
 
@@ -290,13 +291,33 @@ def _update_leads(session: Session, fills: list[dict[str, Any]], now: datetime) 
         before["_after"] = after
         before["_updated_at"] = _jsonable(old["updated_at"])
         snapshots[f["group"]] = before
-        params.append({"b_id": f["lead_id"], **{f"v_{n}": new_values[n] for n in settable}})
+        params.append({"b_id": f["lead_id"], **{f"v_{n}": _py(new_values[n]) for n in settable}})
     statement = (update(_LEAD).where(_LEAD.c.id == bindparam("b_id"))
                  .values({**{n: bindparam(f"v_{n}") for n in settable}, "updated_at": now,
                           "version": _LEAD.c.version + 1}))
     for start in range(0, len(params), _CHUNK):
         session.execute(statement, params[start:start + _CHUNK], execution_options={"synchronize_session": False})
     return snapshots
+
+
+def _py(value: Any) -> Any:
+    """A DataFrame cell as a plain Python value for the driver: NaN/NA/NaT → None, numpy scalars unboxed."""
+    if value is None or isinstance(value, (dict, list, str)):
+        return value
+    if pd.isna(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def _int(value: Any) -> int | None:
+    """An id or count from a DataFrame cell (None, NaN or pandas NA mean none)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return int(value)
 
 
 def _jsonable(value: Any) -> Any:
@@ -335,9 +356,10 @@ def _insert_touches(session: Session, plan: Plan, lead_of_group: dict[int, int],
         if row["duration"] is not None:
             properties["duration_minutes"] = float(row["duration"])
         records.append({"lead_id": lead_id, "kind": row["kind"], "channel_id": channel_id,
-                        "campaign_id": None if row["campaign_id"] is None else int(row["campaign_id"]),
+                        "campaign_id": _int(row["campaign_id"]),
                         "occurred_at": row["occurred_at"], "properties": properties,
                         "natural_key": row["natural_key"], "import_batch_id": batch_id, "created_at": now})
+    records = [{k: _py(v) for k, v in r.items()} for r in records]
     for start in range(0, len(records), _CHUNK):
         session.execute(insert(Touchpoint.__table__), records[start:start + _CHUNK])  # type: ignore[attr-defined]
     return len(records), len(touches) - len(fresh)
