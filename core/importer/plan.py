@@ -104,23 +104,27 @@ def _company_size(series: pd.Series) -> pd.Series:
 
 
 def _parse_times(series: pd.Series, now: datetime) -> tuple[pd.Series, pd.Series]:
-    """Activity times as aware UTC (naive text is the team's local time); ``now`` where absent or unreadable.
-    Also returns which present values could not be read."""
+    """Activity times as UTC timestamps (naive text is the team's local time); ``now`` where absent or unreadable.
+    Also returns which present values could not be read. Each distinct text is parsed once."""
     values = _blank_to_none(series)
     uniques = pd.unique(values.dropna().to_numpy(dtype=object))
-    parsed: dict[Any, Any] = {}
+    out = pd.Series(pd.Timestamp(now).tz_convert("UTC"), index=series.index, dtype="datetime64[us, UTC]")
+    bad = pd.Series(False, index=series.index)
     if len(uniques):
         stamps = pd.to_datetime(pd.Series(uniques, dtype=object).astype(str), errors="coerce", format="mixed")
+        parsed: dict[Any, Any] = {}
         for raw, stamp in zip(uniques, stamps, strict=True):
             if pd.isna(stamp):
-                parsed[raw] = None
                 continue
             stamp = pd.Timestamp(stamp)
             stamp = stamp.tz_localize(TEAM_TIMEZONE) if stamp.tzinfo is None else stamp
-            parsed[raw] = stamp.tz_convert("UTC").to_pydatetime()
-    times = values.map(lambda v: parsed.get(v) if v is not None else None)
-    bad = values.notna() & times.isna()
-    return times.where(times.notna(), now).astype(object), bad
+            parsed[raw] = stamp.tz_convert("UTC")
+        mapped = values.map(lambda v: parsed.get(v) if v is not None else None)
+        readable = mapped.notna()
+        if readable.any():
+            out[readable] = pd.to_datetime(mapped[readable], utc=True).to_numpy()
+        bad = values.notna() & ~readable
+    return out, bad
 
 
 def _utm_from_urls(urls: pd.Series) -> pd.DataFrame:
@@ -234,12 +238,10 @@ def _activity_kind(values: pd.Series, durations: pd.Series, default: str) -> pd.
 
 def _touch_key(channel_id: int, kinds: pd.Series, identity: pd.Series, times: pd.Series) -> pd.Series:
     """A natural key per touchpoint, so the same activity imported again is recognised and not doubled."""
-    out = []
-    for kind, who, when in zip(kinds.to_numpy(dtype=object), identity.to_numpy(dtype=object),
-                               times.to_numpy(dtype=object), strict=True):
-        stamp = pd.Timestamp(when).isoformat()
-        digest = hashlib.sha1(f"{channel_id}|{kind}|{who}|{stamp}".encode()).hexdigest()[:40]
-        out.append(f"imp:{digest}")
+    stamps = times.dt.strftime("%Y-%m-%dT%H:%M:%S").to_numpy(dtype=object)
+    out = [f"imp:{hashlib.sha1(f'{channel_id}|{kind}|{who}|{stamp}'.encode()).hexdigest()[:40]}"
+           for kind, who, stamp in zip(kinds.to_numpy(dtype=object), identity.to_numpy(dtype=object), stamps,
+                                       strict=True)]
     return pd.Series(out, index=kinds.index, dtype=object)
 
 
@@ -384,7 +386,10 @@ def build_plan(*, session: Session, table: RawTable, mapping: dict[str, str | No
         groups["attributes"] = [merged_attrs.get(int(g), {}) for g in groups.index]
     else:
         groups = pd.DataFrame(columns=[*group_columns, "valid", "reasons", "last_activity_at", "attributes"])
+    last_activity = groups["last_activity_at"] if len(groups) else None
     groups = groups.astype(object).where(groups.notna(), None)
+    if last_activity is not None:
+        groups["last_activity_at"] = last_activity
     groups["is_new"] = groups["existing_id"].isna()
     # A group that matched the base stores only usable contact values into the lead's empty fields.
     groups.loc[~groups["is_new"], "phone"] = groups.loc[~groups["is_new"], "phone_key"]

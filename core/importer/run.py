@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
@@ -165,24 +166,75 @@ def _empty(value: Any) -> bool:
 
 
 def _fills(plan: Plan, existing: pd.DataFrame) -> list[dict[str, Any]]:
-    """For each matched lead: the fields the import fills (only where the lead has none) and their old values."""
-    out = []
+    """For each matched lead: the fields the import fills (only where the lead has none) and their old values.
+    Compared column by column over all matched leads at once; only leads that change get a dict of changes."""
     matched = plan.groups[~plan.groups["is_new"].astype(bool)]
-    for group, row in matched.iterrows():
-        lead_id = int(row["existing_id"])
-        if lead_id not in existing.index:
-            continue
-        old = existing.loc[lead_id]
-        changes: dict[str, Any] = {}
-        for name in LEAD_FIELDS:
-            new = row[name]
-            if not _empty(new) and _empty(old[name]):
-                changes[name] = new
-        attributes = dict(old["attributes"] or {})
-        added = {k: v for k, v in (row["attributes"] or {}).items() if k not in attributes}
-        out.append({"group": int(group), "lead_id": lead_id, "changes": changes, "added_attributes": added,
-                    "old": old, "owned": (not _empty(old["owner_id"])) or bool(old["is_customer"])})
+    if matched.empty:
+        return []
+    lead_ids = matched["existing_id"].astype("int64").to_numpy()
+    present = pd.Index(existing.index).get_indexer(lead_ids) >= 0
+    matched, lead_ids = matched[present], lead_ids[present]
+    old = existing.loc[lead_ids]
+    fill: dict[str, np.ndarray] = {}
+    for name in LEAD_FIELDS:
+        new_values, old_values = matched[name].to_numpy(dtype=object), old[name].to_numpy(dtype=object)
+        fill[name] = _filled(new_values) & ~_filled(old_values)
+    old_records = old.to_dict("records")
+    new_attrs = matched["attributes"].tolist()
+    owners = old["owner_id"].to_numpy(dtype=object)
+    customers = old["is_customer"].to_numpy(dtype=object)
+    out = []
+    for position, group in enumerate(matched.index):
+        changes = {name: matched[name].iat[position] for name in LEAD_FIELDS if fill[name][position]}
+        attributes = old_records[position]["attributes"] or {}
+        added = {k: v for k, v in (new_attrs[position] or {}).items() if k not in attributes}
+        owner = owners[position]
+        out.append({"group": int(group), "lead_id": int(lead_ids[position]), "changes": changes,
+                    "added_attributes": added, "old": old_records[position],
+                    "owned": not _empty(owner) or bool(customers[position])})
     return out
+
+
+def _filled(values: np.ndarray) -> np.ndarray:
+    """Which cells hold a value (not None/NaN, not blank text)."""
+    text = pd.Series(values, dtype=object)
+    missing = text.isna().to_numpy()
+    blank = text.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
+    return ~missing & ~blank
+
+
+def _bulk_insert(session: Session, table: Any, columns: dict[str, list[Any]]) -> None:
+    """INSERT many rows through the driver's executemany: each column's bind processing (JSON, datetimes) applied
+    once per column here, not per row by the ORM — the import writes 100k rows a batch."""
+    connection = session.connection()
+    dialect = connection.dialect
+    names = list(columns)
+    if not names or not columns[names[0]]:
+        return
+    prepared = []
+    for name in names:
+        processor = table.c[name].type._cached_bind_processor(dialect)
+        values = columns[name]
+        prepared.append([None if v is None else processor(v) for v in values] if processor else values)
+    params = list(zip(*prepared, strict=True))
+    quote = dialect.identifier_preparer.quote
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+           f"VALUES ({', '.join([mark] * len(names))})")
+    for start in range(0, len(params), _CHUNK * 4):
+        connection.exec_driver_sql(sql, params[start:start + _CHUNK * 4])
+
+
+def _new_ids(session: Session, table: Any, count: int) -> list[int]:
+    """``count`` fresh primary keys. PostgreSQL: from the table's sequence. SQLite: after the highest id, which is
+    safe because the batch row was written first and SQLite lets one writer at a time hold the database."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        rows = connection.exec_driver_sql(
+            f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, {int(count)})")
+        return sorted(int(r[0]) for r in rows)
+    top = connection.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table.name}").scalar() or 0
+    return list(range(int(top) + 1, int(top) + 1 + count))
 
 
 def _sample(plan: Plan) -> pd.DataFrame:
@@ -230,31 +282,35 @@ def _step(progress: Progress | None, fraction: float, stage: str) -> None:
         progress(fraction, stage)
 
 
+def _column(frame: pd.DataFrame, name: str, convert: Callable[[Any], Any] | None = None) -> list[Any]:
+    values = frame[name].to_numpy(dtype=object)
+    return [_py(v) if convert is None or _py(v) is None else convert(v) for v in values]
+
+
 def _insert_leads(session: Session, plan: Plan, *, batch_id: int, channel_id: int, now: datetime) -> dict[int, int]:
     new = plan.groups[plan.groups["is_new"].astype(bool)]
     if new.empty:
         return {}
-    records = []
-    for group, row in zip(new.index, new.to_dict("records"), strict=True):
-        records.append({
-            **{name: row[name] for name in LEAD_FIELDS},
-            "company_size": _int(row["company_size"]),
-            "name_key": row["name_key"], "company_key": row["company_key"], "search_text": row["search_text"] or "",
-            "source_channel_id": channel_id,
-            "source_campaign_id": _int(row["campaign_id"]),
-            "tracking_code": row["tracking_code"],
-            "referrer_id": _int(row["referrer_id"]),
-            "utm_source": row["utm_source"], "utm_medium": row["utm_medium"], "utm_campaign": row["utm_campaign"],
-            "import_batch_id": batch_id, "stage": Stage.NEW, "status": row["status"],
-            "invalid_reason": row["invalid_reason"], "attributes": row["attributes"] or {},
-            "last_activity_at": row["last_activity_at"], "created_at": now, "updated_at": now, "version": 1,
-            "is_customer": False, "fit_score": 0, "engagement_score": 0, "unsubscribed": False, "is_demo": False,
-            "_group": int(group),
-        })
-    groups = [r.pop("_group") for r in records]
-    records = [{k: _py(v) for k, v in r.items()} for r in records]
-    ids = session.execute(insert(_LEAD).returning(_LEAD.c.id, sort_by_parameter_order=True), records).scalars().all()
-    return dict(zip(groups, (int(i) for i in ids), strict=True))
+    ids = _new_ids(session, _LEAD, len(new))
+    n = len(new)
+    columns: dict[str, list[Any]] = {"id": ids}
+    for name in LEAD_FIELDS:
+        columns[name] = _column(new, name, int if name == "company_size" else None)
+    columns.update({
+        "name_key": _column(new, "name_key"), "company_key": _column(new, "company_key"),
+        "search_text": [v or "" for v in _column(new, "search_text")],
+        "source_channel_id": [channel_id] * n, "source_campaign_id": _column(new, "campaign_id", int),
+        "tracking_code": _column(new, "tracking_code"), "referrer_id": _column(new, "referrer_id", int),
+        "utm_source": _column(new, "utm_source"), "utm_medium": _column(new, "utm_medium"),
+        "utm_campaign": _column(new, "utm_campaign"), "import_batch_id": [batch_id] * n,
+        "stage": [str(Stage.NEW)] * n, "status": [str(v) for v in new["status"]],
+        "invalid_reason": _column(new, "invalid_reason"), "attributes": [a or {} for a in new["attributes"]],
+        "last_activity_at": _column(new, "last_activity_at"), "created_at": [now] * n, "updated_at": [now] * n,
+        "version": [1] * n, "is_customer": [False] * n, "fit_score": [0.0] * n, "engagement_score": [0.0] * n,
+        "unsubscribed": [False] * n, "is_demo": [False] * n,
+    })
+    _bulk_insert(session, _LEAD, columns)
+    return dict(zip((int(g) for g in new.index), ids, strict=True))
 
 
 _DERIVED = ("name_key", "company_key", "search_text")
@@ -347,40 +403,45 @@ def _insert_touches(session: Session, plan: Plan, lead_of_group: dict[int, int],
         return 0, 0
     known = _known_touch_keys(session, touches["natural_key"].tolist())
     fresh = touches[~touches["natural_key"].isin(known)]
-    records = []
-    for row in fresh.to_dict("records"):
-        lead_id = lead_of_group.get(int(row["group"]))
-        if lead_id is None:
-            continue
-        properties: dict[str, Any] = {"row": int(row["row_number"])}
-        if row["duration"] is not None:
-            properties["duration_minutes"] = float(row["duration"])
-        records.append({"lead_id": lead_id, "kind": row["kind"], "channel_id": channel_id,
-                        "campaign_id": _int(row["campaign_id"]),
-                        "occurred_at": row["occurred_at"], "properties": properties,
-                        "natural_key": row["natural_key"], "import_batch_id": batch_id, "created_at": now})
-    records = [{k: _py(v) for k, v in r.items()} for r in records]
-    for start in range(0, len(records), _CHUNK):
-        session.execute(insert(Touchpoint.__table__), records[start:start + _CHUNK])  # type: ignore[attr-defined]
-    return len(records), len(touches) - len(fresh)
+    lead_ids = [lead_of_group.get(int(g)) for g in fresh["group"]]
+    keep = np.array([i is not None for i in lead_ids], dtype=bool)
+    fresh = fresh[keep]
+    lead_ids = [i for i in lead_ids if i is not None]
+    n = len(fresh)
+    durations = _column(fresh, "duration", float)
+    rows = fresh["row_number"].astype(int).tolist()
+    _bulk_insert(session, Touchpoint.__table__, {  # type: ignore[attr-defined]
+        "lead_id": lead_ids, "kind": [str(k) for k in fresh["kind"]], "channel_id": [channel_id] * n,
+        "campaign_id": _column(fresh, "campaign_id", int),
+        "occurred_at": [t.to_pydatetime() for t in fresh["occurred_at"]],
+        "properties": [{"row": r} if d is None else {"row": r, "duration_minutes": d}
+                       for r, d in zip(rows, durations, strict=True)],
+        "natural_key": fresh["natural_key"].tolist(), "import_batch_id": [batch_id] * n, "created_at": [now] * n,
+    })
+    return n, len(touches) - int(len(touches[~touches["natural_key"].isin(known)]))
 
 
 def _insert_rows(session: Session, plan: Plan, table: RawTable, lead_of_group: dict[int, int],
                  snapshots: dict[int, dict[str, Any]], batch_id: int) -> None:
-    raw = table.frame.reset_index(drop=True).to_dict("records")
+    frame = table.frame.reset_index(drop=True)
+    names = [str(c) for c in frame.columns]
+    arrays = [frame[c].to_numpy(dtype=object) for c in frame.columns]
+    raw = [dict(zip(names, values, strict=True)) for values in zip(*arrays, strict=True)]
     rows = plan.rows
     problems_by_row: dict[int, list[str]] = {}
     for row_number, problem in zip(plan.problems["row"], plan.problems["problem"], strict=True):
         problems_by_row.setdefault(int(row_number), []).append(problem)
-    records = []
-    for position, (row_number, outcome, group, root) in enumerate(
-            zip(rows["row_number"], rows["outcome"], rows["group"], rows["root"], strict=True)):
-        lead_id = lead_of_group.get(int(group)) if outcome != "skipped" else None
-        records.append({"batch_id": batch_id, "row_number": int(row_number), "raw": raw[position],
-                        "outcome": outcome, "lead_id": lead_id, "problems": problems_by_row.get(int(row_number), []),
-                        "before": snapshots.get(int(group)) if root and outcome == "updated" else None})
-    for start in range(0, len(records), _CHUNK):
-        session.execute(insert(ImportRow.__table__), records[start:start + _CHUNK])  # type: ignore[attr-defined]
+    numbers = [int(r) for r in rows["row_number"]]
+    outcomes = [str(o) for o in rows["outcome"]]
+    groups = [int(g) for g in rows["group"]]
+    roots = rows["root"].astype(bool).tolist()
+    _bulk_insert(session, ImportRow.__table__, {  # type: ignore[attr-defined]
+        "batch_id": [batch_id] * len(numbers), "row_number": numbers, "raw": raw, "outcome": outcomes,
+        "lead_id": [lead_of_group.get(g) if o != "skipped" else None for g, o in zip(groups, outcomes, strict=True)],
+        "problems": [problems_by_row.get(n, []) for n in numbers],
+        "before": [snapshots.get(g) if root and o == "updated" else None
+                   for g, root, o in zip(groups, roots, outcomes, strict=True)],
+    })
 
 
 def run_import(*, session: Session, actor: Actor, data: bytes, filename: str, channel_id: int,
