@@ -13,7 +13,13 @@ from sqlalchemy import func, select
 from core.__main__ import main
 from core.errors import PermissionDenied, ValidationError
 from core.importer import run_import
-from core.tracking import create_employee_links, create_tracking_link, list_tracking_links, qr_png, tracked_url
+from core.tracking import (
+    create_employee_links,
+    create_tracking_link,
+    list_tracking_links,
+    qr_png,
+    tracked_url,
+)
 from db.engine import dispose_engines
 from db.models import Campaign, Channel, ImportBatch, Lead
 from tests.unit import import_files as files
