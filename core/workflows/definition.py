@@ -241,3 +241,83 @@ def check_workflow(trigger: Any, definition: Any, reentry: str = "never", reentr
         problems.append(Problem("", "workflows.problem.reentry"))
     if problems:
         raise WorkflowInvalid(problems)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Editing helpers (pure: they return a new definition) and the diagram
+# ---------------------------------------------------------------------------------------------------------------
+def with_step(definition: dict[str, Any], step_id: str, step: dict[str, Any], *, old_id: str | None = None,
+              start: bool = False) -> dict[str, Any]:
+    """The definition with ``step`` saved under ``step_id`` (renaming ``old_id`` rewires the paths into it)."""
+    step_id = step_id.strip()
+    if not step_id or len(step_id) > 64:
+        raise ValidationError("A step needs an id of up to 64 characters.", key="workflows.step_id_invalid")
+    steps = {k: dict(v) for k, v in (definition.get("steps") or {}).items()}
+    if old_id and old_id != step_id:
+        if step_id in steps:
+            raise ValidationError(f"A step {step_id} exists already.", key="workflows.step_exists", step=step_id)
+        steps.pop(old_id, None)
+        for other in steps.values():
+            for name in ("next", "yes", "no", "a", "b"):
+                if other.get(name) == old_id:
+                    other[name] = step_id
+    elif not old_id and step_id in steps:
+        raise ValidationError(f"A step {step_id} exists already.", key="workflows.step_exists", step=step_id)
+    steps[step_id] = dict(step)
+    out = {**definition, "steps": steps}
+    if start or not definition.get("start") or (old_id and definition.get("start") == old_id):
+        out["start"] = step_id
+    return out
+
+
+def without_step(definition: dict[str, Any], step_id: str) -> dict[str, Any]:
+    """The definition without ``step_id``; paths that led to it lead where it led (or nowhere, for branches)."""
+    steps = {k: dict(v) for k, v in (definition.get("steps") or {}).items() if k != step_id}
+    removed = (definition.get("steps") or {}).get(step_id) or {}
+    follow = removed.get("next") if "next" in exits(removed) else None
+    for other in steps.values():
+        for name in ("next", "yes", "no", "a", "b"):
+            if other.get(name) == step_id:
+                if follow:
+                    other[name] = follow
+                else:
+                    other.pop(name, None)
+    out = {**definition, "steps": steps}
+    if definition.get("start") == step_id:
+        out["start"] = follow or next(iter(steps), None)
+    return out
+
+
+def _dot_text(value: Any) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")[:40]
+
+
+def to_dot(definition: dict[str, Any], labels: dict[str, str] | None = None,
+           counts: dict[str, str] | None = None) -> str:
+    """Graphviz DOT text of the flow (rendered in the browser by st.graphviz_chart; no system binary)."""
+    labels = labels or {}
+    lines = ['digraph workflow {', '  rankdir=TB;', '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb",'
+             ' fontname="Noto Sans CJK SC, sans-serif", fontsize=11];', '  edge [fontsize=10];']
+    steps = definition.get("steps") or {}
+    for step_id, step in steps.items():
+        if not isinstance(step, dict):
+            continue
+        kind = str(step.get("type"))
+        shape = {"condition": "diamond", "split": "diamond", "end": "oval"}.get(kind, "box")
+        fill = {"wait": "#fff4d6", "wait_until": "#fff4d6", "wait_window": "#fff4d6", "end": "#e8f5e9"}.get(
+            kind, "#eef3fb")
+        detail = step.get("subject") or step.get("text") or step.get("tag") or step.get("group") or step.get("to") \
+            or step.get("stage") or ""
+        if kind == "wait":
+            detail = f"{step.get('days') or 0}d {step.get('hours') or 0}h {step.get('minutes') or 0}m"
+        text = "\\n".join(part for part in (_dot_text(step_id), _dot_text(labels.get(kind, kind)), _dot_text(detail),
+                                            _dot_text((counts or {}).get(step_id, ""))) if part)
+        border = ', penwidth=2, color="#1f77b4"' if step_id == definition.get("start") else ""
+        lines.append(f'  "{_dot_text(step_id)}" [label="{text}", shape={shape}, fillcolor="{fill}"{border}];')
+        for name in exits(step):
+            target = step.get(name)
+            if target:
+                edge_label = f' [label="{_dot_text(labels.get("exit." + name, name))}"]' if name != "next" else ""
+                lines.append(f'  "{_dot_text(step_id)}" -> "{_dot_text(target)}"{edge_label};')
+    lines.append("}")
+    return "\n".join(lines)
