@@ -119,7 +119,8 @@ def _insert(session: Session):  # noqa: ANN202 - the dialect's INSERT construct
 
 
 def step_key(enrollment_id: int, step_id: str, due: datetime) -> str:
-    return f"wf:{enrollment_id}:{step_id}:{int(ensure_utc(due).timestamp())}"[:120]
+    stamp = int(due.timestamp()) if due.tzinfo is not None else int(ensure_utc(due).timestamp())
+    return f"wf:{enrollment_id}:{step_id}:{stamp}"[:120]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -222,7 +223,7 @@ class _Chunk:
                    Enrollment.current_step, Enrollment.next_run_at, Enrollment.attempts, Enrollment.entered_at)
             .where(Enrollment.id.in_(ids))
         ).all()
-        self.enr = pd.DataFrame([r._asdict() for r in rows]).set_index("id", drop=False)
+        self.enr: dict[int, dict[str, Any]] = {int(r.id): r._asdict() for r in rows}
         self.versions.load({(int(r.workflow_id), int(r.workflow_version)) for r in rows})
         self.leads = self._leads(sorted({int(r.lead_id) for r in rows}))
         pending: dict[int, str] = {}
@@ -268,12 +269,12 @@ class _Chunk:
                 return
             groups: dict[tuple[int, int, str], list[int]] = defaultdict(list)
             for eid, step_id in pending.items():
-                row = self.enr.loc[eid]
-                definition = self.versions.get(int(row.workflow_id), int(row.workflow_version))
+                row = self.enr[eid]
+                definition = self.versions.get(int(row["workflow_id"]), int(row["workflow_version"]))
                 if not step_id or step_id not in (definition.get("steps") or {}):
                     self._fail_now(eid, step_id, "workflows.error.step_missing")
                     continue
-                groups[(int(row.workflow_id), int(row.workflow_version), step_id)].append(eid)
+                groups[(int(row["workflow_id"]), int(row["workflow_version"]), step_id)].append(eid)
             pending = {}
             for (wf, ver, step_id), eids in groups.items():
                 step = self.versions.get(wf, ver)["steps"][step_id]
@@ -285,7 +286,7 @@ class _Chunk:
         """Run one step for a group of enrollments; returns where each goes next within this tick."""
         kind = step["type"]
         handler = HANDLERS[kind]
-        keys = {eid: step_key(eid, step_id, self.enr.loc[eid, "next_run_at"]) for eid in eids}
+        keys = {eid: step_key(eid, step_id, self.enr[eid]["next_run_at"]) for eid in eids}
         try:
             outcomes, write = handler(self, wf, step_id, step, eids, keys)
         except (LeadLoopError, ValueError, KeyError, TypeError) as error:
@@ -316,13 +317,14 @@ class _Chunk:
         rows = [{"enrollment_id": eid, "step_id": step_id, "step_type": kind, "status": o.status,
                  "idempotency_key": keys[eid], "result": o.result, "error": o.error, "at": self.now}
                 for eid, o in outcomes.items()]
+        # One cached statement executed for all rows (SQLAlchemy batches it as "insertmanyvalues"): only the rows
+        # actually inserted come back.
         statement = (_insert(self.session)(StepRun.__table__)
                      .on_conflict_do_nothing(index_elements=["idempotency_key"])
                      .returning(StepRun.__table__.c.enrollment_id))
-        fresh: set[int] = set()
-        for start in range(0, len(rows), _ROWS):
-            fresh.update(self.session.execute(statement.values(rows[start : start + _ROWS])).scalars())
-        return fresh
+        if not rows:
+            return set()
+        return set(self.session.connection().execute(statement, rows).scalars())
 
     # -- endings ------------------------------------------------------------------------------------------------
     def _finish(self, eid: int, status: str, step_id: str | None, reason: str | None = None) -> None:
@@ -338,13 +340,13 @@ class _Chunk:
 
         reason = t(key, "en", step=step_id or "")
         self.final[eid] = {"status": EnrollmentStatus.FAILED, "current_step": step_id, "next_run_at": None,
-                           "attempts": int(self.enr.loc[eid, "attempts"]) + 1, "last_error": reason,
+                           "attempts": int(self.enr[eid]["attempts"]) + 1, "last_error": reason,
                            "finished_at": self.now}
         self.report.failed += 1
         self.report.errors.append(f"enrollment {eid}: {reason}")
 
     def _retry(self, eid: int, step_id: str, kind: str, key: str, reason: str) -> None:
-        attempts = int(self.enr.loc[eid, "attempts"]) + 1
+        attempts = int(self.enr[eid]["attempts"]) + 1
         give_up = attempts >= MAX_ATTEMPTS
         self.steprows.append({"enrollment_id": eid, "step_id": step_id, "step_type": kind,
                               "status": "failed" if give_up else "retry",
@@ -383,10 +385,11 @@ class _Chunk:
 
     # -- helpers for handlers ------------------------------------------------------------------------------------
     def lead_of(self, eid: int) -> dict[str, Any]:
-        return self.leads[int(self.enr.loc[eid, "lead_id"])]
+        return self.leads[int(self.enr[eid]["lead_id"])]
 
     def frame(self, eids: list[int]) -> pd.DataFrame:
-        return self.enr.loc[eids, ["id", "lead_id", "entered_at"]].reset_index(drop=True)
+        return pd.DataFrame([{k: self.enr[eid][k] for k in ("id", "lead_id", "entered_at")} for eid in eids],
+                            columns=["id", "lead_id", "entered_at"])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -481,7 +484,7 @@ def _named(session: Session, model: Any, name: str) -> int:
 
 
 def _lead_ids(chunk: _Chunk, eids: set[int]) -> list[int]:
-    return sorted({int(chunk.enr.loc[eid, "lead_id"]) for eid in eids})
+    return sorted({int(chunk.enr[eid]["lead_id"]) for eid in eids})
 
 
 def _simple(step: dict[str, Any], eids: list[int]) -> dict[int, Outcome]:
