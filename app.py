@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core.auth import Actor, actor_is_active, authenticate, set_language
+from core.auth import Actor, actor_is_active, authenticate, authenticate_sso, set_language
 from core.clock import utcnow
 from core.errors import AuthenticationFailed, LeadLoopError
 from core.i18n import LANGUAGES, normalize_language, t
@@ -67,12 +67,39 @@ def _browser_language() -> str:
         return normalize_language(None)
 
 
+def sso_configured() -> bool:
+    """Single sign-on is on when ``.streamlit/secrets.toml`` has an ``[auth]`` section (Streamlit's OIDC)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # noqa: BLE001 - no secrets file at all: no single sign-on
+        return False
+
+
+def _sso_signed_in() -> bool:
+    return sso_configured() and bool(st.user.get("is_logged_in"))
+
+
 def _logout(message_key: str | None = None) -> None:
     for key in list(st.session_state.keys()):
         if key != "lang":  # the interface language outlives the login
             del st.session_state[key]
     if message_key:
         st.session_state["login_notice"] = message_key
+    if _sso_signed_in():
+        st.logout()  # otherwise the provider's cookie would sign the user straight back in
+
+
+def _sign_in_with_sso() -> None:
+    """Map the identity the OIDC provider returned to a LeadLoop user by email; the user's role applies."""
+    try:
+        with db_session() as session:
+            actor = authenticate_sso(session, email=st.user.get("email"))
+    except AuthenticationFailed as error:
+        st.session_state["sso_error"] = error.localized(lang())
+        return
+    st.session_state["actor"] = actor
+    st.session_state["login_at"] = utcnow()
+    st.session_state["lang"] = actor.language
 
 
 def login_page() -> None:
@@ -81,6 +108,16 @@ def login_page() -> None:
     notice = st.session_state.pop("login_notice", None)
     if notice:
         st.info(tr(notice))
+    if sso_configured():
+        sso_error = st.session_state.get("sso_error")
+        if sso_error:
+            st.error(sso_error)
+            if st.button(tr("login.sso_other"), key="sso_logout"):
+                del st.session_state["sso_error"]
+                st.logout()
+        elif st.button(tr("login.sso"), key="sso_login", type="primary", icon=":material/key:"):
+            st.login()
+        st.caption(tr("login.or_password"))
     with st.form("login", clear_on_submit=False):
         username = st.text_input(tr("login.username"), key="login_username")
         password = st.text_input(tr("login.password"), type="password", key="login_password")
@@ -159,6 +196,8 @@ def main() -> None:
 
     if "actor" in st.session_state and not _session_still_valid():
         st.rerun()
+    if "actor" not in st.session_state and "sso_error" not in st.session_state and _sso_signed_in():
+        _sign_in_with_sso()
     actor = st.session_state.get("actor")
     if actor is None:
         st.navigation([st.Page(login_page, title=tr("login.title"), icon=":material/login:")],

@@ -172,6 +172,29 @@ def authenticate(session: Session, *, username: str, password: str, now: datetim
     return actor_for(session, user)
 
 
+def authenticate_sso(session: Session, *, email: str | None, now: datetime | None = None) -> Actor:
+    """Sign in someone whom the single sign-on provider vouched for, by the email it returned.
+
+    The provider proves who they are; LeadLoop still decides what they may do: the email must belong to an
+    active LeadLoop user, whose role applies. Nobody is created here — an admin adds users first.
+    """
+    now = now or utcnow()
+    address = (email or "").strip().lower()
+    user = session.exec(select(User).where(func.lower(User.email) == address)).first() if address else None
+    if user is None:
+        raise AuthenticationFailed(f"No LeadLoop account uses the email {address or '—'}.",
+                                   key="auth.sso_unknown", email=address or "—")
+    if not user.active:
+        raise AuthenticationFailed(
+            "This account is deactivated. Ask an admin to reactivate it.", key="auth.deactivated"
+        )
+    user.last_login_at = now
+    session.add(user)
+    audit.record(session, actor_id=user.id, action="login.sso", entity="user", entity_id=user.id, now=now)
+    session.commit()
+    return actor_for(session, user)
+
+
 def actor_for(session: Session, user: User) -> Actor:
     team: tuple[int, ...] = ()
     if user.role in (Role.MANAGER, Role.ADMIN):

@@ -102,7 +102,33 @@ def logged_in(username: str, password: str = DEMO_PASSWORD, lang: str | None = N
     at.run()
     assert not at.exception, at.exception
     assert "actor" in at.session_state, [e.value for e in at.error]
-    if lang:
-        at.session_state["lang"] = lang
+    if lang and lang != at.session_state["lang"]:
+        at.selectbox(key="language_switch").select(lang)  # as the user does, in the sidebar
         at.run()
+        assert at.session_state["lang"] == lang
     return at
+
+
+_WIDGETS_WITH_LABELS = ("button", "text_input", "text_area", "number_input", "selectbox", "multiselect", "radio",
+                        "checkbox", "toggle", "date_input", "slider", "select_slider", "metric", "tabs",
+                        "expander")
+_TEXT_ELEMENTS = ("title", "header", "subheader", "markdown", "caption", "info", "warning", "success", "error")
+
+
+def interface_texts(at: AppTest) -> list[str]:
+    """The interface's own words on the current page: headings, labels, buttons, notices and grid headers.
+
+    Cell values are left out (they are data, which may be in either language); markdown is included, so a
+    page that writes a lead's name into markdown must expect it here.
+    """
+    texts: list[str] = []
+    for name in _TEXT_ELEMENTS:
+        texts.extend(str(element.value) for element in getattr(at, name))
+    for name in _WIDGETS_WITH_LABELS:
+        for element in at.get(name):
+            text = getattr(element, "label", None)
+            if text:
+                texts.append(str(text))
+    for frame in at.dataframe:
+        texts.extend(str(column) for column in frame.value.columns)
+    return texts

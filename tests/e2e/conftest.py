@@ -48,14 +48,11 @@ def e2e_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def app_server(e2e_database_url: str) -> Iterator[str]:
-    """The console served on a free local port; its output is kept for the failure report."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium is not installed (apt-get install chromium fonts-noto-cjk)")
+def start_app_server(database_url: str, log_path: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """``streamlit run app.py`` on ``database_url`` at a free local port, once it answers its health check."""
     port = _free_port()
-    log = open(ARTIFACTS.parent / "server.log", "w") if ARTIFACTS.parent.exists() else subprocess.DEVNULL
-    env = {**os.environ, "DATABASE_URL": e2e_database_url, "LEADLOOP_SCHEDULER": "off"}
+    log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
+    env = {**os.environ, "DATABASE_URL": database_url, "LEADLOOP_SCHEDULER": "off"}
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
          "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
@@ -66,12 +63,27 @@ def app_server(e2e_database_url: str) -> Iterator[str]:
     while time.monotonic() < deadline:
         try:
             if urllib.request.urlopen(f"{base}/_stcore/health", timeout=1).read() == b"ok":
-                break
+                return process, base
         except OSError:
             time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("the Streamlit server did not answer /_stcore/health within 60 s")
+    process.kill()
+    raise RuntimeError("the Streamlit server did not answer /_stcore/health within 60 s")
+
+
+def launch_chromium(playwright):  # noqa: ANN001, ANN201
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+@pytest.fixture(scope="session")
+def app_server(e2e_database_url: str) -> Iterator[str]:
+    """The console served on a free local port; its output is kept for the failure report."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (apt-get install chromium fonts-noto-cjk)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        process, base = start_app_server(e2e_database_url, ARTIFACTS / "server.log")
+    except RuntimeError as error:
+        pytest.fail(str(error))
     yield base
     process.terminate()
     process.wait(timeout=20)
@@ -81,7 +93,7 @@ def app_server(e2e_database_url: str) -> Iterator[str]:
 def browser() -> Iterator[object]:
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         yield browser
         browser.close()
 
