@@ -333,3 +333,36 @@ def test_simulate_shows_each_active_workflow_for_a_lead(session):
     assert plan.iloc[-1]["type"] == "end"
     assert plan["at"].max() == T0 + timedelta(days=3 + 20 + 3 + 30)
     assert session.scalar(select(func.count()).select_from(StepRun)) == 0  # nothing was done
+
+
+def test_a_claim_abandoned_by_a_dead_worker_is_taken_over_after_the_lease(session, smtp_server):
+    from core.workflows import claim_due
+    from core.workflows.engine import CLAIM_LEASE
+
+    host, port, received = smtp_server
+    smtp(session, host, port)
+    ids = leads(session, 5)
+    wf = workflow(session, {"start": "mail", "steps": {
+        "mail": {"type": "send_email", "subject": "s {name}", "body": "b", "next": "end"}, "end": {"type": "end"}}})
+    enroll_leads(session=session, actor=SYSTEM, now=T0, workflow_id=wf, lead_ids=ids)
+    session.commit()
+    # A worker claims everything and dies before committing any step.
+    assert len(claim_due(session=session, now=T0, limit=100, holder="dead-worker")) == 5
+    assert run_due(session=session, now=T0 + CLAIM_LEASE / 2).claimed == 0
+    report = tick(session, T0 + CLAIM_LEASE + timedelta(seconds=1))
+    assert report.claimed == 5 and report.completed == 5
+    assert len(received.messages) == 5 and len({m["message_id"] for m in received.messages}) == 5
+
+
+def test_assign_step_hands_leads_to_the_named_rep(session, make_actor):
+    rep = make_actor("sales")
+    ids = leads(session, 2, stage="mql")
+    wf = workflow(session, {"start": "give", "steps": {
+        "give": {"type": "assign", "rep_id": rep.id, "next": "end"}, "end": {"type": "end"}}})
+    enroll_leads(session=session, actor=SYSTEM, now=T0, workflow_id=wf, lead_ids=ids)
+    session.commit()
+    report = run_due(session=session, now=T0)
+    assert report.completed == 2, report.errors
+    from db.models import Assignment
+
+    assert sorted(session.scalars(select(Assignment.lead_id).where(Assignment.rep_id == rep.id))) == ids
