@@ -20,6 +20,7 @@ from core.workflows import (
     create_from_template,
     create_workflow,
     enroll_leads,
+    enrollments,
     get_workflow,
     list_workflows,
     pause_workflow,
@@ -206,6 +207,14 @@ with diagram_tab:
     shown_counts["type"] = shown_counts["type"].map(lambda k: labels.get(k, k))
     st.dataframe(shown_counts.rename(columns={c: tr(f"workflows.col.{c}") for c in shown_counts.columns}),
                  hide_index=True, width="stretch", key="wf_counts")
+    with db_session() as session:
+        problems = enrollments(session=session, workflow_id=workflow_id, limit=50, problems_only=True)
+    if not problems.empty:
+        st.markdown(f"**{tr('workflows.problems')}**")
+        st.dataframe(for_display(problems, values={"status": "enrollment_status"}, times=("next_run_at",),
+                                 columns=["lead_id", "name", "current_step", "status", "attempts", "next_run_at",
+                                          "last_error"]),
+                     hide_index=True, width="stretch", key="wf_problems")
 
 # ---------------------------------------------------------------------------------------------------------------
 # Steps editor

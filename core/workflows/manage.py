@@ -28,6 +28,8 @@ from db.models import (
     Enrollment,
     EnrollmentStatus,
     Lead,
+    Message,
+    MessageStatus,
     StepRun,
     Workflow,
     WorkflowStatus,
@@ -221,6 +223,16 @@ def step_counts(*, session: Session, workflow_id: int) -> pd.DataFrame:
     for sid, status, n in standing:
         if sid in counts and status != EnrollmentStatus.FAILED:
             counts[sid]["waiting"] += n
+    # Messages the outbox gave up on count as failures of the step that queued them (key wf:<e>:<step>:<t>:msg).
+    failed_keys = session.scalars(
+        select(Message.idempotency_key).join(Enrollment, Enrollment.id == Message.enrollment_id)
+        .where(Enrollment.workflow_id == workflow_id, Message.status == MessageStatus.FAILED)
+    ).all()
+    for key in failed_keys:
+        parts = key.split(":")
+        if len(parts) >= 4 and parts[0] == "wf" and parts[2] in counts:
+            counts[parts[2]]["failed"] += 1
+            counts[parts[2]]["done"] = max(counts[parts[2]]["done"] - 1, 0)
     for sid, values in counts.items():
         # A wait that is over counts as done when the enrollment moved on.
         if steps[sid].get("type") in WAITS:
@@ -230,14 +242,16 @@ def step_counts(*, session: Session, workflow_id: int) -> pd.DataFrame:
     return frame
 
 
-def enrollments(*, session: Session, workflow_id: int, limit: int = 200) -> pd.DataFrame:
-    """The newest enrollments of a workflow with the lead's name, step, status and last error."""
+def enrollments(*, session: Session, workflow_id: int, limit: int = 200, problems_only: bool = False) -> pd.DataFrame:
+    """The newest enrollments of a workflow with the lead's name, step, status and last error (``problems_only``:
+    those failed or retrying)."""
     rows = session.execute(
         select(Enrollment.id, Enrollment.lead_id, Lead.name, Lead.company, Enrollment.workflow_version,
                Enrollment.current_step, Enrollment.status, Enrollment.next_run_at, Enrollment.attempts,
                Enrollment.last_error, Enrollment.entered_at)
         .join(Lead, Lead.id == Enrollment.lead_id)
-        .where(Enrollment.workflow_id == workflow_id)
+        .where(Enrollment.workflow_id == workflow_id,
+               Enrollment.last_error.is_not(None) if problems_only else Enrollment.id.is_not(None))
         .order_by(Enrollment.id.desc()).limit(limit)
     ).all()
     return pd.DataFrame([r._asdict() for r in rows],

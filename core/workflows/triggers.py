@@ -9,6 +9,7 @@ in; manual enrollment is there for existing leads.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ import pandas as pd
 from sqlalchemy import case, func, insert, select, update
 from sqlmodel import Session
 
+from core.errors import LeadLoopError
 from core.workflows.checks import matching, rule_matches
 from db.models import (
     Assignment,
@@ -38,6 +40,7 @@ from db.models import (
     WorkflowVersion,
 )
 
+log = logging.getLogger("leadloop.workflows")
 _ROWS = 500
 GRADE_ORDER = {"A": 4, "B": 3, "C": 2, "D": 1}
 _SNAPSHOT = ("group_leave", "score_crosses", "grade_crosses")
@@ -167,10 +170,15 @@ def scan_triggers(*, session: Session, now: datetime) -> int:
             init_marks(session, workflow)
             continue
         fired, marks = _new_leads(session, trigger, row.value or {})
+        if fired and trigger.get("condition"):
+            try:
+                fired &= rule_matches(session, str(trigger["condition"]), sorted(fired), now=now)
+            except LeadLoopError as error:
+                # The watermark stays: the same events are looked at again once the condition can run.
+                log.warning("workflow %s: trigger condition cannot run: %s", workflow.id, error)
+                continue
         row.value = marks
         session.add(row)
-        if fired and trigger.get("condition"):
-            fired &= rule_matches(session, str(trigger["condition"]), sorted(fired), now=now)
         if fired:
             enrolled += enroll(session=session, workflow=workflow, lead_ids=fired, now=now)
     return enrolled

@@ -366,3 +366,21 @@ def test_assign_step_hands_leads_to_the_named_rep(session, make_actor):
     from db.models import Assignment
 
     assert sorted(session.scalars(select(Assignment.lead_id).where(Assignment.rep_id == rep.id))) == ids
+
+
+def test_a_message_the_outbox_gives_up_on_counts_as_a_failed_step(session, smtp_server):
+    from core.workflows import enrollments
+
+    host, port, received = smtp_server
+    smtp(session, host, port)
+    received.refuse.add("c1@example.cn")
+    ids = leads(session, 2)
+    wf = workflow(session, {"start": "mail", "steps": {
+        "mail": {"type": "send_email", "subject": "s", "body": "b", "next": "end"}, "end": {"type": "end"}}})
+    enroll_leads(session=session, actor=SYSTEM, now=T0, workflow_id=wf, lead_ids=ids)
+    session.commit()
+    tick(session, T0)
+    counts = step_counts(session=session, workflow_id=wf).set_index("step_id")
+    assert counts.loc["mail", "done"] == 1 and counts.loc["mail", "failed"] == 1
+    assert session.scalar(select(Message.last_error).where(Message.to_address == "c1@example.cn"))
+    assert enrollments(session=session, workflow_id=wf, problems_only=True).empty  # the step itself ran
