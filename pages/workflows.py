@@ -178,7 +178,8 @@ with db_session() as session:
 definition: dict[str, Any] = wf["definition"]
 steps: dict[str, Any] = definition.get("steps") or {}
 
-st.subheader(wf["name"])
+st.subheader(tr("workflows.editor"))
+st.markdown(f"**{wf['name']}**")
 st.caption(f"{label('workflow_status', wf['status'])} · {tr('workflows.version', version=wf['version'])} · "
            f"{tr('trigger.' + (wf['trigger'].get('type') or 'manual'))}")
 buttons = st.columns(4)
