@@ -215,7 +215,21 @@ def _bulk_insert(session: Session, table: Any, columns: dict[str, list[Any]]) ->
     for name in names:
         processor = table.c[name].type._cached_bind_processor(dialect)
         values = columns[name]
-        prepared.append([None if v is None else processor(v) for v in values] if processor else values)
+        if processor is not None:
+            # Batch columns repeat values (the batch id, the import time, the channel): process each once.
+            cache: dict[Any, Any] = {}
+
+            def process(value: Any, processor: Any = processor, cache: dict[Any, Any] = cache) -> Any:
+                if value is None:
+                    return None
+                if isinstance(value, (dict, list)):
+                    return processor(value)
+                if value not in cache:
+                    cache[value] = processor(value)
+                return cache[value]
+
+            values = [process(v) for v in values]
+        prepared.append(values)
     params = list(zip(*prepared, strict=True))
     quote = dialect.identifier_preparer.quote
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
@@ -283,8 +297,12 @@ def _step(progress: Progress | None, fraction: float, stage: str) -> None:
 
 
 def _column(frame: pd.DataFrame, name: str, convert: Callable[[Any], Any] | None = None) -> list[Any]:
-    values = frame[name].to_numpy(dtype=object)
-    return [_py(v) if convert is None or _py(v) is None else convert(v) for v in values]
+    """A column as plain Python values (missing → None), converted where given (ids and counts to int)."""
+    series = frame[name]
+    values = series.astype(object).where(series.notna(), None).tolist()
+    if convert is None:
+        return [_py(v) if v is not None and not isinstance(v, (str, dict, list)) else v for v in values]
+    return [None if v is None else convert(v) for v in values]
 
 
 def _insert_leads(session: Session, plan: Plan, *, batch_id: int, channel_id: int, now: datetime) -> dict[int, int]:
@@ -322,17 +340,17 @@ def _update_leads(session: Session, fills: list[dict[str, Any]], now: datetime) 
     changed = [f for f in fills if f["changes"] or f["added_attributes"]]
     if not changed:
         return {}
-    merged = []
-    for f in changed:
-        old = f["old"]
-        values = {name: (f["changes"].get(name, old[name])) for name in ("name", "phone", "email", "company",
-                                                                          "wechat_id")}
-        merged.append(values)
-    keys = lead_keys(pd.DataFrame(merged))
+    # The derived keys depend on name, phone, email, company and WeChat id only: recomputed where one changed.
+    key_fields = ("name", "phone", "email", "company", "wechat_id")
+    rekey = [f for f in changed if any(name in f["changes"] for name in key_fields)]
+    merged = [{name: f["changes"].get(name, f["old"][name]) for name in key_fields} for f in rekey]
+    computed = lead_keys(pd.DataFrame(merged, columns=list(key_fields))).to_dict("records") if merged else []
+    new_keys = {id(f): k for f, k in zip(rekey, computed, strict=True)}
+    keys = [new_keys.get(id(f), {name: f["old"][name] for name in _DERIVED}) for f in changed]
     snapshots: dict[int, dict[str, Any]] = {}
     params = []
     settable = [*LEAD_FIELDS, "attributes", *_DERIVED]
-    for f, key_row in zip(changed, keys.to_dict("records"), strict=True):
+    for f, key_row in zip(changed, keys, strict=True):
         old = f["old"]
         new_values = {name: old[name] for name in settable}
         new_values.update(f["changes"])
