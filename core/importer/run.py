@@ -157,7 +157,9 @@ def _existing_rows(session: Session, ids: list[int]) -> pd.DataFrame:
         chunk = ids[start:start + _CHUNK]
         rows += session.connection().execute(
             select(*[_LEAD.c[c] for c in columns]).where(_LEAD.c.id.in_(chunk))).fetchall()
-    return pd.DataFrame(rows, columns=columns).set_index("id", drop=False)
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=columns, dtype=object)
+    frame["id"] = frame["id"].astype("int64")
+    return frame.set_index("id", drop=False)
 
 
 def _empty(value: Any) -> bool:
