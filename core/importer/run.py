@@ -652,10 +652,15 @@ def undo_batch(*, session: Session, actor: Actor, batch_id: int, now: datetime) 
         if empty:
             session.execute(delete(Account).where(Account.id.in_(empty), Account.created_at >= batch.created_at,
                                                   Account.owner_id.is_(None), Account.is_target.is_(False)))
-    if restores:
-        from core.accounts import assign_accounts
+    from core.accounts import assign_accounts, refresh_accounts
 
+    if restores:
         assign_accounts(session=session, lead_ids=[int(r.lead_id) for r in restores], now=now)
+    # Accounts that keep other contacts: their figures no longer count the removed leads.
+    kept = sorted({int(a) for a in session.scalars(select(Account.id).where(Account.id.in_(sorted(accounts))))}) \
+        if accounts else []
+    if kept:
+        refresh_accounts(session=session, now=now, account_ids=kept)
     result = {"removed_leads": len(created), "restored_leads": restored, "removed_touchpoints": int(removed_touches)}
     audit.record(session, actor_id=actor.id or None, action="import.undo", entity="importbatch", entity_id=batch_id,
                  detail=result, now=now)
