@@ -200,6 +200,8 @@ def test_undo_restores_exactly(session, channel, marketer) -> None:
     after = lead_rows(session)
     for row in before + after:
         row.pop("account_id", None)  # accounts are rebuilt from the restored fields
+    for old, new in zip(before, after, strict=True):
+        assert {k: (v, new[k]) for k, v in old.items() if new[k] != v} == {}
     assert after == before
     assert count(session, Touchpoint) == 0
     assert session.get(ImportBatch, summary.batch_id).status == ImportStatus.UNDONE
