@@ -182,6 +182,10 @@ def rescore(*, session: Session, now: datetime, lead_ids: Iterable[int] | None =
 
 
 def _rescore(session: Session, now: datetime, ids: list[int] | None, report: ScoreReport) -> None:
+    if ids is None and session.get_bind().dialect.name == "sqlite":
+        # A full pass reads and writes the whole ledger: with SQLite's default 2 MB page cache the index pages
+        # are read again and again from disk. This connection keeps a bigger cache (256 MB at most).
+        session.connection().exec_driver_sql("PRAGMA cache_size=-262144")
     rules = _active_rules(session, report)
     _apply_tags(session, now, ids, rules[RuleKind.TAG], report)
     report.leads += int(session.scalar(select(func.count()).select_from(Lead).where(
@@ -200,7 +204,7 @@ def _apply_tags(session: Session, now: datetime, ids: list[int] | None, rules: l
             continue
         rule = item.rule
         tag_id = _tag_id(session, str(rule.params.get("tag")))
-        condition = lead_condition(item.ast, now=now)
+        condition = lead_condition(item.ast, now=now, per_lead=ids is not None)
         missing = (select(Lead.id, literal(tag_id), literal("rule"), literal(rule.id),
                           literal(now, type_=LeadTag.__table__.c.created_at.type))
                    .where(condition, Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids),
@@ -277,7 +281,7 @@ def _apply_fit(session: Session, now: datetime, ids: list[int] | None, rules: li
     for item in active:
         rule = item.rule
         holding = _held("fit", int(rule.id or 0), ScoreEvent.lead_id, Lead.id)
-        target = case((to_sql(item.ast, now=now), float(rule.points)), else_=0.0)  # type: ignore[arg-type]
+        target = case((to_sql(item.ast, now=now, per_lead=ids is not None), float(rule.points)), else_=0.0)  # type: ignore[arg-type]
         scored = (select(Lead.id.label("lead"), target.label("target"), holding.label("holding"))
                   .where(Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids)).offset(0).subquery())
         delta = scored.c.target - scored.c.holding
@@ -308,7 +312,7 @@ def _apply_engagement(session: Session, now: datetime, ids: list[int] | None, ru
         rule = item.rule
         params = rule.params or {}
         points = float(rule.points)
-        filters = [to_sql(item.ast, now=now), Touchpoint.occurred_at <= now, Lead.status != LeadStatus.MERGED,
+        filters = [to_sql(item.ast, now=now, per_lead=ids is not None), Touchpoint.occurred_at <= now, Lead.status != LeadStatus.MERGED,
                    _scope(Touchpoint.lead_id, ids)]
         if params.get("touchpoint_kind"):
             filters.append(Touchpoint.kind == str(params["touchpoint_kind"]))
@@ -319,6 +323,8 @@ def _apply_engagement(session: Session, now: datetime, ids: list[int] | None, ru
         matched = (select(Touchpoint.id.label("tp"), Touchpoint.lead_id.label("lead"),
                           Touchpoint.occurred_at.label("at"))
                    .join(Lead, Lead.id == Touchpoint.lead_id).where(*filters))
+        if ids is not None:  # a few leads: their touchpoints by lead, not every touchpoint of the kind
+            matched = matched.with_hint(Touchpoint, "INDEXED BY ix_touchpoint_lead_occurred", "sqlite")
         if cap and points > 0:
             period = max(float(params.get("period_days") or 36_500), 1.0)
             window = func.floor(_epoch_days(session, Touchpoint.occurred_at) / period)
@@ -342,6 +348,8 @@ def _apply_engagement(session: Session, now: datetime, ids: list[int] | None, ru
         written += _rows(session, _event_insert(rows))
         # Touchpoints that scored before and match no more: their points go back, dated like them.
         still = (select(Touchpoint.id).join(Lead, Lead.id == Touchpoint.lead_id).where(*filters))
+        if ids is not None:
+            still = still.with_hint(Touchpoint, "INDEXED BY ix_touchpoint_lead_occurred", "sqlite")
         total = func.sum(ScoreEvent.points)
         # In an incremental pass the lead index is the selective one; "+ 0" keeps the planner off the rule index.
         rule_key = ScoreEvent.rule_id + 0 if ids is not None else ScoreEvent.rule_id
@@ -402,7 +410,7 @@ def _half_life(session: Session, now: datetime, ids: list[int] | None, item: _Ac
     delta = func.coalesce(target.c.target, 0.0) - func.coalesce(held.c.held, 0.0)
     scope = [Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids), func.abs(delta) >= 0.01]
     if item.ast is not None:
-        scope.append(lead_condition(item.ast, now=now))
+        scope.append(lead_condition(item.ast, now=now, per_lead=ids is not None))
     rows = (select(Lead.id, literal("engagement"), literal(rule.id), literal(rule.version), null(), delta,
                    literal("decay"), literal("half_life"), _now(now), _now(now))
             .select_from(Lead).outerjoin(target, target.c.key == Lead.id).outerjoin(held, held.c.key == Lead.id)
@@ -411,7 +419,7 @@ def _half_life(session: Session, now: datetime, ids: list[int] | None, item: _Ac
 
 
 def _decay_scope(session: Session, now: datetime, ids: list[int] | None, item: _Active) -> np.ndarray:
-    condition = lead_condition(item.ast, now=now) if item.ast is not None else true()
+    condition = lead_condition(item.ast, now=now, per_lead=ids is not None) if item.ast is not None else true()
     matched = session.scalars(select(Lead.id).where(condition, Lead.status != LeadStatus.MERGED,
                                                     _scope(Lead.id, ids))).all()
     return np.array(matched, dtype=np.int64)
@@ -532,7 +540,7 @@ def _crossed_mql(session: Session, now: datetime, ids: list[int] | None) -> list
         return []
     ready = or_(Lead.stage == Stage.NEW,
                 and_(Lead.stage == Stage.RECYCLED, or_(Lead.recycle_at.is_(None), Lead.recycle_at <= now)))
-    query = select(Lead.id).where(lead_condition(ast, now=now), ready, Lead.status == LeadStatus.VALID,
+    query = select(Lead.id).where(lead_condition(ast, now=now, per_lead=ids is not None), ready, Lead.status == LeadStatus.VALID,
                                   _scope(Lead.id, ids))
     return [int(i) for i in session.scalars(query)]
 
