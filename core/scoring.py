@@ -635,24 +635,26 @@ def _few_half_life(session: Session, now: datetime, leads: list[int], facts: dic
                                   _raw_time(ScoreEvent.occurred_at))
                            .where(ScoreEvent.lead_id.in_(leads), ScoreEvent.component == "engagement",
                                   ScoreEvent.kind.in_(("rule", "decay")))).all()
-    frame = pd.DataFrame(rows, columns=["lead_id", "kind", "rule_id", "points", "raw"])
-    frame["at"] = _times_us(frame["raw"].tolist()) if len(frame) else []
+    stamps = _times_us([r[4] for r in rows]).tolist()
     now_days = _us(now) / _US_PER_DAY
-    scored = frame[frame["kind"] == "rule"]
-    age = np.maximum(now_days - scored["at"].to_numpy(dtype=np.float64) / _US_PER_DAY, 0.0)
-    target = pd.Series(scored["points"].to_numpy() * (np.power(0.5, age / days) - 1.0)).groupby(
-        scored["lead_id"].to_numpy()).sum()
-    held = frame[(frame["kind"] == "decay") & (frame["rule_id"] == rule.id)].groupby("lead_id")["points"].sum()
-    delta = target.reindex(leads).fillna(0.0) - held.reindex(leads).fillna(0.0)
-    delta = delta[delta.abs() >= 0.01]
+    target: dict[int, float] = {}
+    held: dict[int, float] = {}
+    for (lead_id, kind, rule_id, points, _), at in zip(rows, stamps, strict=True):
+        if kind == "rule":
+            age = max(now_days - at / _US_PER_DAY, 0.0)
+            target[lead_id] = target.get(lead_id, 0.0) + float(points) * (0.5 ** (age / days) - 1.0)
+        elif rule_id == rule.id:
+            held[lead_id] = held.get(lead_id, 0.0) + float(points)
+    changes = [(i, target.get(i, 0.0) - held.get(i, 0.0)) for i in leads]
+    changes = [(i, d) for i, d in changes if abs(d) >= 0.01]
+    if not changes:
+        return 0
     return _insert_events(session, pd.DataFrame({
-        "lead_id": delta.index.to_numpy(dtype=np.int64), "component": "engagement", "rule_id": int(rule.id or 0),
-        "rule_version": int(rule.version), "touchpoint_id": 0, "points": delta.to_numpy(), "kind": "decay",
+        "lead_id": [i for i, _ in changes], "component": "engagement", "rule_id": int(rule.id or 0),
+        "rule_version": int(rule.version), "touchpoint_id": 0, "points": [d for _, d in changes], "kind": "decay",
         "reason": "half_life", "occurred_at": _us(now)}), now)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Ledger writes, cache, MQL
 # ---------------------------------------------------------------------------------------------------------------
 def _insert_events(session: Session, events: pd.DataFrame, now: datetime) -> int:
     """Append ledger rows in bulk (driver executemany on SQLite, COPY on PostgreSQL): SQLAlchemy's per-value
