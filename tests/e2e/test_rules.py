@@ -13,23 +13,24 @@ def _open_rules(page, base: str) -> None:  # noqa: ANN001
 
 def test_typing_a_rule_validates_and_previews(page, app_server):
     _open_rules(page, app_server)
-    act(page, lambda: page.get_by_role("tab", name="匹配度评分（静态）").click())
-    box = page.locator("[data-testid='stTextArea'] textarea").nth(1)  # the fit tab's editor (MQL tab is first)
+    page.get_by_role("tab", name="匹配度评分（静态）").click()  # switching tabs does not rerun the script
+    box = page.locator("[role='tabpanel']:visible").get_by_role("textbox", name="条件")
     box.fill('职位 包含 "总监" 且 公司规膜 >= 200')
     act(page, lambda: box.press("Control+Enter"))
     page.get_by_text("您是想写").first.wait_for()
-    assert page.get_by_text("第 1 行第 13 列").first.is_visible()
     screenshot(page, "rules-01-error")
+    assert "第 1 行第 14 列" in page.locator("[data-testid='stAlertContentError']").first.inner_text()
     box.fill('职位 包含 "总监" 且 公司规模 >= 200')
     act(page, lambda: box.press("Control+Enter"))
-    page.get_by_text("规则有效。").first.wait_for()
-    assert page.get_by_text("匹配").first.is_visible()
+    panel = page.locator("[role='tabpanel']:visible")
+    panel.get_by_text("规则有效。").wait_for()
+    assert panel.get_by_text("条线索").first.is_visible()
     screenshot(page, "rules-02-preview")
 
 
 def test_why_this_score(page, app_server):
     _open_rules(page, app_server)
-    act(page, lambda: page.get_by_role("tab", name="为什么是这个分数？").click())
+    page.get_by_role("tab", name="为什么是这个分数？").click()
     box = page.get_by_label("线索（编号、姓名、手机或公司）")
     act(page, lambda: (box.fill("1"), box.press("Enter")))
     page.get_by_text("契合分").first.wait_for()
