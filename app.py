@@ -51,6 +51,15 @@ def boot(url: str) -> Boot:
     return Boot(url=url, demo_seeded=seeded)
 
 
+@st.cache_resource(show_spinner=False)
+def start_scheduler(url: str) -> bool:
+    """The in-process heartbeat, once per process (core.scheduler also guards with a lock); off with
+    LEADLOOP_SCHEDULER=off when ``python -m core.scheduler`` runs as its own worker."""
+    from core.scheduler import start_in_process
+
+    return start_in_process(get_engine(url)) is not None
+
+
 def _browser_language() -> str:
     try:
         return normalize_language(st.context.locale)
@@ -180,6 +189,7 @@ def main() -> None:
         st.error(str(error))
         st.stop()
     st.session_state["demo_database"] = is_default_database(url)
+    start_scheduler(url)
     if booted.demo_seeded and not st.session_state.get("demo_notice_shown"):
         st.session_state["demo_notice_shown"] = True
         st.toast(t("shell.demo_seeded", lang()))

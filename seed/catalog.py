@@ -331,9 +331,10 @@ LOST_REASONS = ["输单：价格", "输单：选择竞品", "输单：项目取�
 DISQUALIFY_NEW_REASONS = ["非目标客户：学生", "非目标客户：求职者", "非目标客户：个人用户", "非目标客户：同行调研"]
 
 # ---------------------------------------------------------------------------------------------------------------
-# Workflows. Steps: add_group / remove_group / move_group, send_wechat / send_email, wait (days), branch (condition
-# in the rule language; "yes"/"no"), end. Each step names the next one.
+# Workflows, in core.workflows' definition format (see core/workflows/definition.py): actions name the next step,
+# waits last ``days``, conditions check something and go "yes"/"no".
 # ---------------------------------------------------------------------------------------------------------------
+EMAIL_BODY = "{name} 您好：\n\n{company} 的同事也在关注这个话题，详情见正文。"
 WECHAT_RECALL = {
     "start": "add_group",
     "steps": {
@@ -341,7 +342,7 @@ WECHAT_RECALL = {
         "send_invite": {"type": "send_wechat", "text": "完善信息，赢福利：点击菜单「会员中心」填写手机号和公司，即可参与抽奖。",
                         "next": "wait_first"},
         "wait_first": {"type": "wait", "days": 3, "next": "check_first"},
-        "check_first": {"type": "branch", "condition": "count(registered, 3d) >= 1", "yes": "leave_group",
+        "check_first": {"type": "condition", "check": {"kind": "registered"}, "yes": "leave_group",
                         "no": "wait_20"},
         "leave_group": {"type": "remove_group", "group": "未完善信息粉丝", "next": "send_gift"},
         "send_gift": {"type": "send_wechat", "text": "感谢完善信息！回复「礼包」领取《2026 B2B 营销自动化白皮书》和新人礼。",
@@ -350,7 +351,7 @@ WECHAT_RECALL = {
         "send_reminder": {"type": "send_wechat", "text": "完善信息，领新人礼：资料包和 1 对 1 顾问咨询名额仅剩最后 3 天。",
                           "next": "wait_second"},
         "wait_second": {"type": "wait", "days": 3, "next": "check_second"},
-        "check_second": {"type": "branch", "condition": "count(registered, 3d) >= 1", "yes": "leave_group",
+        "check_second": {"type": "condition", "check": {"kind": "registered"}, "yes": "leave_group",
                          "no": "to_sleeping"},
         "to_sleeping": {"type": "move_group", "from": "未完善信息粉丝", "to": "沉睡粉丝", "next": "wait_30"},
         "wait_30": {"type": "wait", "days": 30, "next": "to_deep_sleep"},
@@ -362,12 +363,15 @@ EMAIL_NURTURE = {
     "start": "send_a",
     "steps": {
         "send_a": {"type": "send_email", "subject": "3 分钟看懂营销自动化：从线索到商机",
-                   "template": "welcome", "next": "wait_3"},
+                   "template": "welcome",
+                   "body": EMAIL_BODY, "next": "wait_3"},
         "wait_3": {"type": "wait", "days": 3, "next": "check_open"},
-        "check_open": {"type": "branch", "condition": "count(email_open, 3d) >= 1", "yes": "send_b", "no": "send_c"},
+        "check_open": {"type": "condition", "check": {"kind": "opened"}, "yes": "send_b", "no": "send_c"},
         "send_b": {"type": "send_email", "subject": "案例：制造业客户如何把 MQL 转化率提升 40%", "template": "case_study",
+                   "body": EMAIL_BODY,
                    "next": "end"},
         "send_c": {"type": "send_email", "subject": "免费领取《B2B 线索评分指南》", "template": "scoring_guide",
+                   "body": EMAIL_BODY,
                    "next": "end"},
         "end": {"type": "end"},
     },
@@ -376,12 +380,15 @@ WEBINAR_SERIES = {
     "start": "invite_1",
     "steps": {
         "invite_1": {"type": "send_email", "subject": "本周四 19:30 直播：数字化营销公开课第 1 讲", "template": "webinar_1",
+                   "body": EMAIL_BODY,
                      "next": "wait_7a"},
         "wait_7a": {"type": "wait", "days": 7, "next": "invite_2"},
         "invite_2": {"type": "send_email", "subject": "第 2 讲：用评分模型找到真正的高意向客户", "template": "webinar_2",
+                   "body": EMAIL_BODY,
                      "next": "wait_7b"},
         "wait_7b": {"type": "wait", "days": 7, "next": "replay"},
-        "replay": {"type": "send_email", "subject": "系列课回放和课件已准备好", "template": "webinar_replay", "next": "end"},
+        "replay": {"type": "send_email", "subject": "系列课回放和课件已准备好", "template": "webinar_replay",
+                   "body": EMAIL_BODY, "next": "end"},
         "end": {"type": "end"},
     },
 }
@@ -390,9 +397,10 @@ RENURTURE = {
     "steps": {
         "wait_30": {"type": "wait", "days": 30, "next": "send_report"},
         "send_report": {"type": "send_email", "subject": "2026 行业数字化报告（附同行案例）", "template": "industry_report",
+                   "body": EMAIL_BODY,
                         "next": "wait_14"},
         "wait_14": {"type": "wait", "days": 14, "next": "check_engaged"},
-        "check_engaged": {"type": "branch", "condition": "engagement >= 40", "yes": "notify", "no": "end"},
+        "check_engaged": {"type": "condition", "check": {"kind": "clicked"}, "yes": "notify", "no": "end"},
         "notify": {"type": "notify", "to": "owner", "text": "退回的线索重新活跃，请再次评估", "next": "end"},
         "end": {"type": "end"},
     },
@@ -400,14 +408,14 @@ RENURTURE = {
 WORKFLOWS: list[dict[str, Any]] = [
     {"name": "微信粉丝召回（完善信息）", "status": "active", "definition": WECHAT_RECALL,
      "description": "关注公众号但未留手机号的粉丝：两次邀请完善信息，未响应则转入沉睡分组。",
-     "trigger": {"type": "lead_created", "source_channel": "微信公众号", "condition": 'phone = ""'}},
+     "trigger": {"type": "touchpoint", "kind": "wechat_follow"}},
     {"name": "新线索邮件培育", "status": "active", "definition": EMAIL_NURTURE,
      "description": "新线索欢迎邮件，按是否打开发送案例或指南。",
-     "trigger": {"type": "lead_created", "condition": 'email != ""'}},
+     "trigger": {"type": "imported", "channel": "官网表单"}},
     {"name": "直播系列课邀约", "status": "active", "definition": WEBINAR_SERIES,
      "description": "报名过直播的线索：三封系列课邀约与回放。",
-     "trigger": {"type": "touchpoint", "touchpoint_kind": "webinar_registered"}},
+     "trigger": {"type": "touchpoint", "kind": "webinar_registered"}},
     {"name": "退回线索再培育", "status": "draft", "definition": RENURTURE,
      "description": "销售以暂无预算/时机未到/联系不上退回的线索，30 天后重新培育。",
-     "trigger": {"type": "assignment_rejected", "reasons": ["no_budget", "not_now", "cannot_reach"]}},
+     "trigger": {"type": "rejected", "reasons": ["no_budget", "not_now", "cannot_reach"]}},
 ]

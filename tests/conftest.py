@@ -26,6 +26,8 @@ from db.engine import make_engine
 from db.migrate import upgrade_to_head
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+# Tests drive time themselves: no in-process scheduler thread in AppTests or app servers they start.
+os.environ.setdefault("LEADLOOP_SCHEDULER", "off")
 BACKENDS = ["sqlite", "postgresql"]
 
 _pg_engine: Engine | None = None

@@ -11,8 +11,8 @@ from sqlmodel import Session
 
 from core.clock import utcnow
 from core.commands import ready_engine
-from core.lifecycle import promote_to_mql
-from core.scoring import apply_decay, mql_rule, rescore
+from core.pipeline import score_and_promote
+from core.scoring import apply_decay
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,13 +29,10 @@ def _run(args: argparse.Namespace) -> int:
     now = utcnow()
     with Session(ready_engine()) as session:
         decayed = apply_decay(session=session, now=now) if args.decay else 0
-        report = rescore(session=session, now=now, lead_ids=None if args.full or not args.leads else args.leads)
-        promoted = 0
-        if report.crossed_mql and not args.no_promote:
-            rule_id, text, _ = mql_rule(session)
-            result = promote_to_mql(session=session, lead_ids=report.crossed_mql, now=now,
-                                    by_rule=text if rule_id is None else f"rule {rule_id}: {text}")
-            promoted = len(result.promoted)
+        report, promotion = score_and_promote(
+            session=session, now=now, lead_ids=None if args.full or not args.leads else args.leads,
+            promote=not args.no_promote)
+        promoted = len(promotion.promoted)
         session.commit()
     summary = {**report.summary(), "decay_applied": decayed, "promoted": promoted}
     if args.json:

@@ -1,4 +1,8 @@
-"""Nurture workflows: definitions, validation, enrollments and ``run_due(session, now)``."""
+"""Nurture workflows: definitions, validation, enrollments and ``run_due(session, now)``.
+
+The package: ``definition`` (step types, validation), ``triggers`` (who enters, re-entry, exit goals), ``engine``
+(``run_due``), ``manage`` (save/activate/pause/resume, counts, simulate), ``templates`` (shipped flows).
+"""
 
 from __future__ import annotations
 
@@ -41,3 +45,37 @@ def list_workflows(*, session: Session, include_templates: bool = True) -> pd.Da
     # A claimed ("running") enrollment is still in progress from the marketer's point of view.
     frame["in_progress"] = frame[EnrollmentStatus.ACTIVE.value] + frame[EnrollmentStatus.RUNNING.value]
     return frame[WORKFLOW_COLUMNS].reset_index(drop=True)
+
+
+from core.workflows.definition import (  # noqa: E402 - the package's public names, after list_workflows
+    STEP_TYPES,
+    TRIGGER_TYPES,
+    Problem,
+    WorkflowInvalid,
+    check_workflow,
+    validate_definition,
+    validate_trigger,
+)
+from core.workflows.engine import TickReport, claim_due, run_due  # noqa: E402
+from core.workflows.manage import (  # noqa: E402
+    activate_workflow,
+    create_from_template,
+    create_workflow,
+    enroll_leads,
+    enrollments,
+    get_workflow,
+    pause_workflow,
+    resume_workflow,
+    save_workflow,
+    simulate,
+    step_counts,
+)
+from core.workflows.templates import TEMPLATES  # noqa: E402
+from core.workflows.triggers import enroll, scan_triggers  # noqa: E402
+
+__all__ = [
+    "STEP_TYPES", "TEMPLATES", "TRIGGER_TYPES", "Problem", "TickReport", "WorkflowInvalid", "activate_workflow",
+    "check_workflow", "claim_due", "create_from_template", "create_workflow", "enroll", "enroll_leads",
+    "enrollments", "get_workflow", "list_workflows", "pause_workflow", "resume_workflow", "run_due",
+    "save_workflow", "scan_triggers", "simulate", "step_counts", "validate_definition", "validate_trigger",
+]
