@@ -213,7 +213,8 @@ def _apply_tags(session: Session, now: datetime, ids: list[int] | None, rules: l
                           literal(now, type_=LeadTag.__table__.c.created_at.type))
                    .where(condition, Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids),
                           ~exists(select(LeadTag.lead_id).where(LeadTag.lead_id == Lead.id,
-                                                                LeadTag.tag_id == tag_id))))
+                                                                LeadTag.tag_id == tag_id)))
+                   .order_by(Lead.id))
         report.tags_added += _rows(session, insert(LeadTag).from_select(
             ["lead_id", "tag_id", "source", "rule_id", "created_at"], missing))
         if rule.params.get("remove_when_false"):
@@ -241,7 +242,8 @@ def _tag_id(session: Session, name: str) -> int:
 
 
 # Ledger rows are written with INSERT … SELECT: what each rule should give is computed in the database and only
-# the difference with what the ledger already holds is inserted; no row travels through Python.
+# the difference with what the ledger already holds is inserted; no row travels through Python. Each SELECT is
+# ordered so event ids come out the same on every run (the seed is deterministic, ids included).
 def _event_insert(select_statement: Any) -> Any:
     return insert(ScoreEvent).from_select(_EVENT_COLUMNS, select_statement)
 
@@ -273,7 +275,8 @@ def _reverse_retired(session: Session, now: datetime, component: str, active_ids
                       ScoreEvent.rule_id.not_in(active_ids) if active_ids else true(),
                       _scope(ScoreEvent.lead_id, ids))
                .group_by(ScoreEvent.lead_id, ScoreEvent.rule_id, ScoreEvent.touchpoint_id)
-               .having(func.abs(total) > 1e-9))
+               .having(func.abs(total) > 1e-9)
+               .order_by(ScoreEvent.lead_id, ScoreEvent.rule_id, ScoreEvent.touchpoint_id))
     return _rows(session, _event_insert(retired))
 
 
@@ -293,7 +296,7 @@ def _apply_fit(session: Session, now: datetime, ids: list[int] | None, rules: li
                       else_="points_changed")
         rows = (select(scored.c.lead, literal("fit"), literal(rule.id), literal(rule.version), null(),
                        delta, literal("rule"), reason, _now(now), _now(now))
-                .where(func.abs(delta) > 1e-9))
+                .where(func.abs(delta) > 1e-9).order_by(scored.c.lead))
         written += _rows(session, _event_insert(rows))
     written += _reverse_retired(session, now, "fit", [int(i.rule.id or 0) for i in active], ids)
     return written
@@ -348,7 +351,7 @@ def _apply_engagement(session: Session, now: datetime, ids: list[int] | None, ru
                       else_="points_changed")
         rows = (select(desired.c.lead, literal("engagement"), literal(rule.id), literal(rule.version), desired.c.tp,
                        delta, literal("rule"), reason, desired.c.at, _now(now))
-                .where(func.abs(delta) > 1e-9))
+                .where(func.abs(delta) > 1e-9).order_by(desired.c.tp))
         written += _rows(session, _event_insert(rows))
         # Touchpoints that scored before and match no more: their points go back, dated like them.
         still = (select(Touchpoint.id).join(Lead, Lead.id == Touchpoint.lead_id).where(*filters))
@@ -363,7 +366,8 @@ def _apply_engagement(session: Session, now: datetime, ids: list[int] | None, ru
                 .where(rule_key == rule.id, ScoreEvent.component == "engagement",
                        ScoreEvent.kind == "rule", _scope(ScoreEvent.lead_id, ids),
                        ScoreEvent.touchpoint_id.not_in(still))
-                .group_by(ScoreEvent.lead_id, ScoreEvent.touchpoint_id).having(func.abs(total) > 1e-9))
+                .group_by(ScoreEvent.lead_id, ScoreEvent.touchpoint_id).having(func.abs(total) > 1e-9)
+                .order_by(ScoreEvent.lead_id, ScoreEvent.touchpoint_id))
         written += _rows(session, _event_insert(gone))
     written += _reverse_retired(session, now, "engagement", [int(i.rule.id or 0) for i in active], ids)
     return written
@@ -418,7 +422,7 @@ def _half_life(session: Session, now: datetime, ids: list[int] | None, item: _Ac
     rows = (select(Lead.id, literal("engagement"), literal(rule.id), literal(rule.version), null(), delta,
                    literal("decay"), literal("half_life"), _now(now), _now(now))
             .select_from(Lead).outerjoin(target, target.c.key == Lead.id).outerjoin(held, held.c.key == Lead.id)
-            .where(*scope))
+            .where(*scope).order_by(Lead.id))
     return _rows(session, _event_insert(rows))
 
 
@@ -438,7 +442,8 @@ def _idle_decay(session: Session, now: datetime, ids: list[int] | None, scoped: 
     last = (select(Touchpoint.lead_id, _raw_time(func.max(Touchpoint.occurred_at)))
             .where(Touchpoint.occurred_at <= now, _scope(Touchpoint.lead_id, ids)).group_by(Touchpoint.lead_id))
     leads = session.execute(select(Lead.id, _raw_time(Lead.created_at), Lead.engagement_score)
-                            .where(_scope(Lead.id, ids), Lead.status != LeadStatus.MERGED)).all()
+                            .where(_scope(Lead.id, ids), Lead.status != LeadStatus.MERGED)
+                            .order_by(Lead.id)).all()
     frame = pd.DataFrame(leads, columns=["lead_id", "created", "engagement"]).set_index("lead_id")
     frame = frame[frame.index.isin(scoped)]
     frame["last"] = _times_us(frame["created"].tolist()) if len(frame) else []
