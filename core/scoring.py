@@ -710,9 +710,27 @@ def _refresh_cache(session: Session, now: datetime, ids: list[int] | None) -> No
                 .where(ScoreEvent.lead_id == Lead.id, ScoreEvent.component == component).scalar_subquery())
 
     scope = and_(Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids))
-    session.execute(update(Lead).where(scope).values(fit_score=total("fit"),
-                                                     engagement_score=total("engagement"),
-                                                     scored_at=now).execution_options(synchronize_session=False))
+    if ids is not None:
+        session.execute(update(Lead).where(scope).values(fit_score=total("fit"),
+                                                         engagement_score=total("engagement"),
+                                                         scored_at=now).execution_options(synchronize_session=False))
+    else:
+        # A full pass: the ledger summed once (one grouped scan) and only the leads whose sums differ rewritten;
+        # a correlated sum per lead costs seconds on 100,000 leads.
+        sums = (select(ScoreEvent.lead_id.label("lead_id"),
+                       func.sum(case((ScoreEvent.component == "fit", ScoreEvent.points), else_=0.0)).label("fit"),
+                       func.sum(case((ScoreEvent.component == "engagement", ScoreEvent.points), else_=0.0))
+                       .label("engagement"))
+                .group_by(ScoreEvent.lead_id).subquery())
+        session.execute(update(Lead).where(scope, Lead.id == sums.c.lead_id,
+                                           or_(Lead.fit_score != sums.c.fit,
+                                               Lead.engagement_score != sums.c.engagement))
+                        .values(fit_score=sums.c.fit, engagement_score=sums.c.engagement)
+                        .execution_options(synchronize_session=False))
+        session.execute(update(Lead).where(scope, or_(Lead.fit_score != 0, Lead.engagement_score != 0),
+                                           ~exists(select(ScoreEvent.id).where(ScoreEvent.lead_id == Lead.id)))
+                        .values(fit_score=0.0, engagement_score=0.0).execution_options(synchronize_session=False))
+        session.execute(update(Lead).where(scope).values(scored_at=now).execution_options(synchronize_session=False))
     bands = grade_bands(session)
     grade = case((Lead.fit_score >= bands["A"], "A"), (Lead.fit_score >= bands["B"], "B"),
                  (Lead.fit_score >= bands["C"], "C"), else_="D")
