@@ -18,6 +18,7 @@ from sqlmodel import Session
 
 from core import accounts, dedup, lifecycle, scoring
 from core.auth import SYSTEM, Actor
+from db.models import Rule
 
 
 @dataclass
@@ -60,6 +61,8 @@ def score_and_promote(*, session: Session, now: datetime, lead_ids: Iterable[int
     if not (promote and report.crossed_mql):
         return report, lifecycle.PromotionReport()
     rule_id, text, _ = scoring.mql_rule(session)
+    # Reps read this in their inbox ("qualified by: MQL line"): the rule's name, or the team setting's text.
+    rule = session.get(Rule, rule_id) if rule_id is not None else None
     promotion = lifecycle.promote_to_mql(session=session, lead_ids=report.crossed_mql, now=now,
-                                         by_rule=text if rule_id is None else f"rule {rule_id}: {text}")
+                                         by_rule=rule.name if rule is not None else text)
     return report, promotion

@@ -118,7 +118,11 @@ def preview(text: str, *, session: Session, now: datetime, saved_text: str | Non
     rows = session.execute(select(*columns).where(lead_condition(text, now=now, context=context),
                                                   Lead.status != LeadStatus.MERGED)
                            .order_by(Lead.id.desc()).limit(sample)).all()
-    return Preview(count=count, delta=delta, sample=pd.DataFrame([r._asdict() for r in rows], columns=SAMPLE_COLUMNS))
+    frame = pd.DataFrame([r._asdict() for r in rows], columns=SAMPLE_COLUMNS)
+    for column in ("fit_score", "engagement_score"):  # decay leaves fractions; people read one decimal
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").round(1)
+    return Preview(count=count, delta=delta, sample=frame)
 
 
 # ---------------------------------------------------------------------------------------------------------------

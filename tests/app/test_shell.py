@@ -23,7 +23,7 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 EXPECTED_PAGES = {
     "admin": {"home", "inbox", "import", "dedup", "rules", "workflows", "journeys", "accounts", "reports", "admin"},
     "marketer": {"home", "import", "dedup", "rules", "workflows", "journeys", "accounts", "reports", "admin"},
-    "manager": {"home", "inbox", "dedup", "journeys", "accounts", "reports", "admin"},
+    "manager": {"home", "inbox", "dedup", "rules", "journeys", "accounts", "reports", "admin"},  # rules: the MQL line
     "sales1": {"home", "inbox", "journeys"},
 }
 

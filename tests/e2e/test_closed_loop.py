@@ -247,7 +247,11 @@ def test_the_closed_loop_from_import_to_sales_and_reports(desk, browser, loop_se
         phone.get_by_label("密码", exact=True).fill("demo1234")
         act(phone, lambda: phone.get_by_role("button", name="登录").tap())
         phone.get_by_test_id("stExpandSidebarButton").tap()  # on a phone the sidebar starts folded
-        act(phone, lambda: phone.get_by_test_id("stSidebar").get_by_text(zh("nav.inbox"), exact=True).tap())
+        sidebar = phone.get_by_test_id("stSidebar")
+        act(phone, lambda: sidebar.get_by_text(zh("nav.inbox"), exact=True).tap())
+        if sidebar.get_attribute("data-collapsed") == "false":  # fold it again to free the screen
+            sidebar.get_by_test_id("stSidebarHeader").get_by_role("button").first.tap()
+            phone.wait_for_selector("[data-testid='stSidebar'][data-collapsed='true']", state="attached")
         wait_idle(phone)
         card = phone.locator(f".st-key-mql_card_{accepted_id}")
         card.scroll_into_view_if_needed()
