@@ -40,6 +40,7 @@ from ui.common import (
     tr,
 )
 from ui.grid import show_grid
+from ui.score_explain import render_score_explanation
 
 PAGE_SIZE = 50
 PERIODS = ("all", "7", "30", "90", "365", "custom")
@@ -145,6 +146,10 @@ def show_profile(lead_id: int) -> None:
             explained["kind"] = explained["kind"].map(
                 lambda k: tr(f"journeys.score_kind.{k}") if k in ("rule", "decay", "manual", "cap") else k)
             st.dataframe(for_display(explained, times=("last_at",)), hide_index=True, width="stretch")
+            # Every ledger line behind the sums above; lead_profile has already checked this actor may see it.
+            if st.toggle(tr("journeys.every_line"), key=f"journeys_every_line_{lead_id}"):
+                with db_session() as session:
+                    render_score_explanation(session, lead_id, key=f"journeys_ledger_{lead_id}")
 
     st.markdown(f"#### {tr('journeys.timeline')}")
     kinds = st.pills(tr("journeys.kinds"), TIMELINE_KINDS, default=list(TIMELINE_KINDS), selection_mode="multi",
