@@ -20,7 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
     String,
+    Table,
     and_,
     case,
     delete,
@@ -33,6 +38,7 @@ from sqlalchemy import (
     select,
     true,
     type_coerce,
+    union_all,
     update,
 )
 from sqlalchemy.sql.elements import ColumnElement
@@ -194,8 +200,9 @@ def _rescore(session: Session, now: datetime, ids: list[int] | None, report: Sco
     _apply_tags(session, now, ids, rules[RuleKind.TAG], report)
     report.leads += int(session.scalar(select(func.count()).select_from(Lead).where(
         Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids))) or 0)
-    report.fit_events += _apply_fit(session, now, ids, rules[RuleKind.FIT])
-    report.engagement_events += _apply_engagement(session, now, ids, rules[RuleKind.ENGAGEMENT])
+    fit_events, engagement_events = _apply_rules(session, now, ids, rules[RuleKind.FIT], rules[RuleKind.ENGAGEMENT])
+    report.fit_events += fit_events
+    report.engagement_events += engagement_events
     report.decay_events += _decay(session, now, ids, rules[RuleKind.DECAY])
     _refresh_cache(session, now, ids)
     report.crossed_mql.extend(_crossed_mql(session, now, ids))
@@ -254,52 +261,133 @@ def _now(now: datetime) -> Any:
 
 # Subqueries that hold a correlated lookup end in OFFSET 0: it keeps SQLite and PostgreSQL from inlining them
 # into the outer query, which would run the lookup once per reference instead of once per row.
-def _held(component: str, rule_id: int, key_column: Any, key: Any) -> Any:
-    """What the ledger holds for one rule's points of one lead or touchpoint (a correlated lookup that an index
-    answers: (lead_id, component) or (touchpoint_id, rule_id))."""
-    return func.coalesce(
-        select(func.sum(ScoreEvent.points))
-        # "+ 0": the selective index is the one on the key; without it SQLite walks every event of the rule.
-        .where(key_column == key, ScoreEvent.rule_id + 0 == rule_id, ScoreEvent.component == component,
-               ScoreEvent.kind == "rule").scalar_subquery(), 0.0)
+def _apply_rules(session: Session, now: datetime, ids: list[int] | None, fit: list[_Active],
+                 engagement: list[_Active]) -> tuple[int, int]:
+    """Fit and engagement in one diff against the ledger; returns (fit events, engagement events) written.
+
+    What every active rule should give is written to a temporary table (per fit rule one INSERT … SELECT over the
+    leads, per engagement rule one over its touchpoints), then one statement unions it with the ledger's rule
+    events and groups by (component, lead, rule, touchpoint): a group whose wanted points differ from what the
+    ledger holds gets one event for the difference. One grouped pass replaces a ledger lookup per lead and per
+    touchpoint, and rules that are no longer active fall out of the same pass (nothing is wanted for them)."""
+    fit = [item for item in fit if item.ast is not None]
+    engagement = [item for item in engagement if item.ast is not None]
+    want = _want_table(session)
+    try:
+        for item in fit:
+            _want_fit(session, now, ids, item, want)
+        for item in engagement:
+            _want_engagement(session, now, ids, item, want)
+        return _write_difference(session, now, ids, fit, engagement, want)
+    finally:
+        want.drop(session.connection())
 
 
-def _reverse_retired(session: Session, now: datetime, component: str, active_ids: list[int],
-                     ids: list[int] | None) -> int:
-    """Take back the points of rules that are no longer active (deactivated, or their kind changed)."""
-    total = func.sum(ScoreEvent.points)
-    retired = (select(ScoreEvent.lead_id, literal(component), ScoreEvent.rule_id, func.max(ScoreEvent.rule_version),
-                      ScoreEvent.touchpoint_id, -total, literal("rule"), literal("rule_inactive"),
-                      func.max(ScoreEvent.occurred_at), _now(now))
-               .where(ScoreEvent.component == component, ScoreEvent.kind == "rule", ScoreEvent.rule_id.is_not(None),
-                      ScoreEvent.rule_id.not_in(active_ids) if active_ids else true(),
-                      _scope(ScoreEvent.lead_id, ids))
-               .group_by(ScoreEvent.lead_id, ScoreEvent.rule_id, ScoreEvent.touchpoint_id)
-               .having(func.abs(total) > 1e-9)
-               .order_by(ScoreEvent.lead_id, ScoreEvent.rule_id, ScoreEvent.touchpoint_id))
-    return _rows(session, _event_insert(retired))
+def _want_table(session: Session) -> Table:
+    """A per-connection temporary table for the points the rules should give (dropped after the pass)."""
+    at_type = ScoreEvent.__table__.c.occurred_at.type
+    table = Table("score_want", MetaData(), Column("component", String(16), nullable=False),
+                  Column("lead_id", Integer, nullable=False), Column("rule_id", Integer, nullable=False),
+                  Column("tp", Integer, nullable=False), Column("points", Float, nullable=False),
+                  Column("at", at_type), prefixes=["TEMPORARY"])
+    connection = session.connection()
+    table.drop(connection, checkfirst=True)
+    table.create(connection)
+    return table
 
 
-def _apply_fit(session: Session, now: datetime, ids: list[int] | None, rules: list[_Active]) -> int:
-    """Per fit rule, one INSERT … SELECT over the leads: points while the condition holds, taken back when it
-    no longer does, adjusted when the rule's points change."""
-    written = 0
-    active = [item for item in rules if item.ast is not None]
-    for item in active:
-        rule = item.rule
-        holding = _held("fit", int(rule.id or 0), ScoreEvent.lead_id, Lead.id)
-        target = case((to_sql(item.ast, now=now, per_lead=ids is not None), float(rule.points)), else_=0.0)  # type: ignore[arg-type]
-        scored = (select(Lead.id.label("lead"), target.label("target"), holding.label("holding"))
-                  .where(Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids)).offset(0).subquery())
-        delta = scored.c.target - scored.c.holding
-        reason = case((scored.c.holding == 0, "matched"), (scored.c.target == 0, "no_longer_matches"),
-                      else_="points_changed")
-        rows = (select(scored.c.lead, literal("fit"), literal(rule.id), literal(rule.version), null(),
-                       delta, literal("rule"), reason, _now(now), _now(now))
-                .where(func.abs(delta) > 1e-9).order_by(scored.c.lead))
-        written += _rows(session, _event_insert(rows))
-    written += _reverse_retired(session, now, "fit", [int(i.rule.id or 0) for i in active], ids)
-    return written
+def _want_fit(session: Session, now: datetime, ids: list[int] | None, item: _Active, want: Table) -> None:
+    rule = item.rule
+    if float(rule.points) == 0:
+        return
+    rows = (select(literal("fit"), Lead.id, literal(int(rule.id or 0)), literal(0), literal(float(rule.points)),
+                   _now(now))
+            .where(to_sql(item.ast, now=now, per_lead=ids is not None),  # type: ignore[arg-type]
+                   Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids)))
+    _rows(session, insert(want).from_select(["component", "lead_id", "rule_id", "tp", "points", "at"], rows))
+
+
+def _want_engagement(session: Session, now: datetime, ids: list[int] | None, item: _Active, want: Table) -> None:
+    """``points`` per matching touchpoint, in time order, until the lead reached ``cap`` within the
+    ``period_days`` window (a window function); capped touchpoints are wanted with 0 points."""
+    rule = item.rule
+    params = rule.params or {}
+    points = float(rule.points)
+    filters = [to_sql(item.ast, now=now, per_lead=ids is not None), Touchpoint.occurred_at <= now,  # type: ignore[arg-type]
+               Lead.status != LeadStatus.MERGED, _scope(Touchpoint.lead_id, ids)]
+    if params.get("touchpoint_kind"):
+        filters.append(Touchpoint.kind == str(params["touchpoint_kind"]))
+    if params.get("campaign"):
+        filters.append(Touchpoint.campaign_id.in_(select(Campaign.id).where(
+            Campaign.name == str(params["campaign"]))))
+    cap = params.get("cap")
+    matched = (select(Touchpoint.id.label("tp"), Touchpoint.lead_id.label("lead"),
+                      Touchpoint.occurred_at.label("at"))
+               .join(Lead, Lead.id == Touchpoint.lead_id).where(*filters))
+    if ids is not None:  # a few leads: their touchpoints by lead, not every touchpoint of the kind
+        matched = matched.with_hint(Touchpoint, "INDEXED BY ix_touchpoint_lead_occurred", "sqlite")
+    if cap and points > 0:
+        period = max(float(params.get("period_days") or 36_500), 1.0)
+        window = func.floor(_epoch_days(session, Touchpoint.occurred_at) / period)
+        ranked = matched.add_columns(func.row_number().over(
+            partition_by=(Touchpoint.lead_id, window),
+            order_by=(Touchpoint.occurred_at, Touchpoint.id)).label("n")).subquery()
+        room = float(cap) - points * (ranked.c.n - 1)
+        award: Any = case((room >= points, points), (room > 0, room), else_=0.0)
+    else:
+        ranked = matched.subquery()
+        award = literal(points)
+    rows = select(literal("engagement"), ranked.c.lead, literal(int(rule.id or 0)), ranked.c.tp, award, ranked.c.at)
+    _rows(session, insert(want).from_select(["component", "lead_id", "rule_id", "tp", "points", "at"], rows))
+
+
+def _write_difference(session: Session, now: datetime, ids: list[int] | None, fit: list[_Active],
+                      engagement: list[_Active], want: Table) -> tuple[int, int]:
+    active = {"fit": {int(i.rule.id or 0): int(i.rule.version) for i in fit},
+              "engagement": {int(i.rule.id or 0): int(i.rule.version) for i in engagement}}
+    tp = func.coalesce(ScoreEvent.touchpoint_id, 0)
+    # A fit rule in force never looks at merged leads (they are out of scope), so their fit points stay put;
+    # engagement points of a merged lead's touchpoints go back, as no touchpoint of it matches any more.
+    merged_fit = and_(ScoreEvent.component == "fit", ScoreEvent.rule_id.in_(list(active["fit"]) or [-1]),
+                      ScoreEvent.lead_id.in_(select(Lead.id).where(Lead.status == LeadStatus.MERGED)))
+    held_at = ScoreEvent.__table__.c.occurred_at.type
+    both = union_all(
+        select(want.c.component.label("component"), want.c.lead_id.label("lead_id"), want.c.rule_id.label("rule_id"),
+               want.c.tp.label("tp"), want.c.points.label("want"), literal(0.0).label("held"),
+               literal(1).label("wanted"), want.c.at.label("want_at"), literal(None, Integer).label("version"),
+               literal(None, held_at).label("held_at")),
+        select(ScoreEvent.component, ScoreEvent.lead_id, ScoreEvent.rule_id, tp, literal(0.0), ScoreEvent.points,
+               literal(0), literal(None, held_at), ScoreEvent.rule_version, ScoreEvent.occurred_at)
+        .where(ScoreEvent.kind == "rule", ScoreEvent.rule_id.is_not(None),
+               ScoreEvent.component.in_(("fit", "engagement")), _scope(ScoreEvent.lead_id, ids), ~merged_fit),
+    ).subquery()
+    wanted, held = func.sum(both.c.want), func.sum(both.c.held)
+    grouped = (select(both.c.component, both.c.lead_id, both.c.rule_id, both.c.tp, wanted.label("want"),
+                      held.label("held"), func.max(both.c.wanted).label("wanted"),
+                      func.max(both.c.want_at).label("want_at"), func.max(both.c.version).label("version"),
+                      func.max(both.c.held_at).label("held_at"))
+               .group_by(both.c.component, both.c.lead_id, both.c.rule_id, both.c.tp)
+               .having(func.abs(wanted - held) > 1e-9).subquery())
+    g = grouped.c
+    in_force = or_(and_(g.component == "fit", g.rule_id.in_(list(active["fit"]) or [-1])),
+                   and_(g.component == "engagement", g.rule_id.in_(list(active["engagement"]) or [-1])))
+    versions = [(and_(g.component == component, g.rule_id == rule_id), version)
+                for component, rules in active.items() for rule_id, version in rules.items()]
+    version = case(*versions, else_=g.version) if versions else g.version
+    reason = case((~in_force, "rule_inactive"),
+                  (g.held == 0, case((g.component == "fit", "matched"), else_="touchpoint")),
+                  (g.want == 0, "no_longer_matches"), else_="points_changed")
+    occurred = case((~in_force, g.held_at), (g.component == "fit", _now(now)), (g.wanted == 1, g.want_at),
+                    else_=g.held_at)
+    rows = (select(g.lead_id, g.component, g.rule_id, version, func.nullif(g.tp, 0), g.want - g.held,
+                   literal("rule"), reason, occurred, _now(now))
+            .order_by(g.lead_id, g.component, g.rule_id, g.tp))
+    before = session.scalar(select(func.max(ScoreEvent.id))) or 0
+    if not _rows(session, _event_insert(rows)):
+        return 0, 0
+    counts = dict(session.execute(select(ScoreEvent.component, func.count()).where(ScoreEvent.id > before)
+                                  .group_by(ScoreEvent.component)).all())
+    return int(counts.get("fit", 0)), int(counts.get("engagement", 0))
 
 
 def _epoch_days(session: Session, column: Any) -> Any:
@@ -307,70 +395,6 @@ def _epoch_days(session: Session, column: Any) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return func.extract("epoch", column) / 86_400.0
     return func.julianday(column) - 2_440_587.5
-
-
-def _apply_engagement(session: Session, now: datetime, ids: list[int] | None, rules: list[_Active]) -> int:
-    """Per engagement rule, one INSERT … SELECT over its matching touchpoints: ``points`` each, in time order, until
-    the lead reached ``cap`` within the ``period_days`` window (a window function); then one statement that
-    takes back points of touchpoints the rule no longer matches."""
-    written = 0
-    active = [item for item in rules if item.ast is not None]
-    for item in active:
-        rule = item.rule
-        params = rule.params or {}
-        points = float(rule.points)
-        filters = [to_sql(item.ast, now=now, per_lead=ids is not None), Touchpoint.occurred_at <= now, Lead.status != LeadStatus.MERGED,
-                   _scope(Touchpoint.lead_id, ids)]
-        if params.get("touchpoint_kind"):
-            filters.append(Touchpoint.kind == str(params["touchpoint_kind"]))
-        if params.get("campaign"):
-            filters.append(Touchpoint.campaign_id.in_(select(Campaign.id).where(
-                Campaign.name == str(params["campaign"]))))
-        cap = params.get("cap")
-        matched = (select(Touchpoint.id.label("tp"), Touchpoint.lead_id.label("lead"),
-                          Touchpoint.occurred_at.label("at"))
-                   .join(Lead, Lead.id == Touchpoint.lead_id).where(*filters))
-        if ids is not None:  # a few leads: their touchpoints by lead, not every touchpoint of the kind
-            matched = matched.with_hint(Touchpoint, "INDEXED BY ix_touchpoint_lead_occurred", "sqlite")
-        if cap and points > 0:
-            period = max(float(params.get("period_days") or 36_500), 1.0)
-            window = func.floor(_epoch_days(session, Touchpoint.occurred_at) / period)
-            ranked = matched.add_columns(func.row_number().over(
-                partition_by=(Touchpoint.lead_id, window),
-                order_by=(Touchpoint.occurred_at, Touchpoint.id)).label("n")).subquery()
-            room = float(cap) - points * (ranked.c.n - 1)
-            award: Any = case((room >= points, points), (room > 0, room), else_=0.0)
-        else:
-            ranked = matched.subquery()
-            award = literal(points)
-        holding = _held("engagement", int(rule.id or 0), ScoreEvent.touchpoint_id, ranked.c.tp)
-        desired = select(ranked.c.tp, ranked.c.lead, ranked.c.at, award.label("points"),
-                         holding.label("holding")).offset(0).subquery()
-        delta = desired.c.points - desired.c.holding
-        reason = case((desired.c.holding == 0, "touchpoint"), (desired.c.points == 0, "no_longer_matches"),
-                      else_="points_changed")
-        rows = (select(desired.c.lead, literal("engagement"), literal(rule.id), literal(rule.version), desired.c.tp,
-                       delta, literal("rule"), reason, desired.c.at, _now(now))
-                .where(func.abs(delta) > 1e-9).order_by(desired.c.tp))
-        written += _rows(session, _event_insert(rows))
-        # Touchpoints that scored before and match no more: their points go back, dated like them.
-        still = (select(Touchpoint.id).join(Lead, Lead.id == Touchpoint.lead_id).where(*filters))
-        if ids is not None:
-            still = still.with_hint(Touchpoint, "INDEXED BY ix_touchpoint_lead_occurred", "sqlite")
-        total = func.sum(ScoreEvent.points)
-        # In an incremental pass the lead index is the selective one; "+ 0" keeps the planner off the rule index.
-        rule_key = ScoreEvent.rule_id + 0 if ids is not None else ScoreEvent.rule_id
-        gone = (select(ScoreEvent.lead_id, literal("engagement"), literal(rule.id), literal(rule.version),
-                       ScoreEvent.touchpoint_id, -total, literal("rule"), literal("no_longer_matches"),
-                       func.max(ScoreEvent.occurred_at), _now(now))
-                .where(rule_key == rule.id, ScoreEvent.component == "engagement",
-                       ScoreEvent.kind == "rule", _scope(ScoreEvent.lead_id, ids),
-                       ScoreEvent.touchpoint_id.not_in(still))
-                .group_by(ScoreEvent.lead_id, ScoreEvent.touchpoint_id).having(func.abs(total) > 1e-9)
-                .order_by(ScoreEvent.lead_id, ScoreEvent.touchpoint_id))
-        written += _rows(session, _event_insert(gone))
-    written += _reverse_retired(session, now, "engagement", [int(i.rule.id or 0) for i in active], ids)
-    return written
 
 
 # ---------------------------------------------------------------------------------------------------------------
