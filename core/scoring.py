@@ -22,6 +22,7 @@ import pandas as pd
 from sqlalchemy import (
     Column,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -38,7 +39,6 @@ from sqlalchemy import (
     select,
     true,
     type_coerce,
-    union_all,
     update,
 )
 from sqlalchemy.sql.elements import ColumnElement
@@ -265,46 +265,64 @@ def _apply_rules(session: Session, now: datetime, ids: list[int] | None, fit: li
                  engagement: list[_Active]) -> tuple[int, int]:
     """Fit and engagement in one diff against the ledger; returns (fit events, engagement events) written.
 
-    What every active rule should give is written to a temporary table (per fit rule one INSERT … SELECT over the
-    leads, per engagement rule one over its touchpoints), then one statement unions it with the ledger's rule
-    events and groups by (component, lead, rule, touchpoint): a group whose wanted points differ from what the
-    ledger holds gets one event for the difference. One grouped pass replaces a ledger lookup per lead and per
-    touchpoint, and rules that are no longer active fall out of the same pass (nothing is wanted for them)."""
+    What every active rule should give goes to a temporary table (per fit rule one INSERT … SELECT over the
+    leads, per engagement rule one over its touchpoints); what the ledger holds per (component, lead, rule,
+    touchpoint) goes to another, summed in one grouped pass. Two joins then write the differences: wanted
+    points the ledger does not hold yet, and held points nothing wants any more (no longer matching, or the rule
+    is not in force). This replaces a ledger lookup per lead and per touchpoint; on an empty ledger the second
+    table is empty and the pass is little more than the rules' own SELECTs."""
     fit = [item for item in fit if item.ast is not None]
     engagement = [item for item in engagement if item.ast is not None]
-    want = _want_table(session)
+    connection = session.connection()
+    want, held = _want_table(), _held_table()
+    for table in (want, held):
+        table.drop(connection, checkfirst=True)
+        table.create(connection)
     try:
         for item in fit:
             _want_fit(session, now, ids, item, want)
         for item in engagement:
             _want_engagement(session, now, ids, item, want)
-        return _write_difference(session, now, ids, fit, engagement, want)
+        return _write_difference(session, now, ids, fit, engagement, want, held)
     finally:
-        want.drop(session.connection())
+        for table in (want, held):
+            table.drop(connection)
 
 
-def _want_table(session: Session) -> Table:
-    """A per-connection temporary table for the points the rules should give (dropped after the pass)."""
-    at_type = ScoreEvent.__table__.c.occurred_at.type
-    table = Table("score_want", MetaData(), Column("component", String(16), nullable=False),
-                  Column("lead_id", Integer, nullable=False), Column("rule_id", Integer, nullable=False),
-                  Column("tp", Integer, nullable=False), Column("points", Float, nullable=False),
-                  Column("at", at_type), prefixes=["TEMPORARY"])
-    connection = session.connection()
-    table.drop(connection, checkfirst=True)
-    table.create(connection)
-    return table
+_KEY = ("component", "lead_id", "rule_id", "tp")
+
+
+def _want_table() -> Table:
+    """Per-connection temporary table: the points the active rules should give (``tp`` 0 for fit)."""
+    return Table("score_want", MetaData(), Column("id", Integer, primary_key=True),
+                 Column("component", String(16), nullable=False), Column("lead_id", Integer, nullable=False),
+                 Column("rule_id", Integer, nullable=False), Column("tp", Integer, nullable=False),
+                 Column("version", Integer, nullable=False), Column("points", Float, nullable=False),
+                 Column("at", ScoreEvent.__table__.c.occurred_at.type), prefixes=["TEMPORARY"])
+
+
+def _held_table() -> Table:
+    """Per-connection temporary table: what the ledger holds per (component, lead, rule, touchpoint)."""
+    return Table("score_held", MetaData(), Column("component", String(16), nullable=False),
+                 Column("lead_id", Integer, nullable=False), Column("rule_id", Integer, nullable=False),
+                 Column("tp", Integer, nullable=False), Column("points", Float, nullable=False),
+                 Column("version", Integer), Column("at", ScoreEvent.__table__.c.occurred_at.type),
+                 prefixes=["TEMPORARY"])
+
+
+_WANT_COLUMNS = ["component", "lead_id", "rule_id", "tp", "version", "points", "at"]
 
 
 def _want_fit(session: Session, now: datetime, ids: list[int] | None, item: _Active, want: Table) -> None:
     rule = item.rule
     if float(rule.points) == 0:
         return
-    rows = (select(literal("fit"), Lead.id, literal(int(rule.id or 0)), literal(0), literal(float(rule.points)),
-                   _now(now))
+    rows = (select(literal("fit"), Lead.id, literal(int(rule.id or 0)), literal(0), literal(int(rule.version)),
+                   literal(float(rule.points)), _now(now))
             .where(to_sql(item.ast, now=now, per_lead=ids is not None),  # type: ignore[arg-type]
-                   Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids)))
-    _rows(session, insert(want).from_select(["component", "lead_id", "rule_id", "tp", "points", "at"], rows))
+                   Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids))
+            .order_by(Lead.id))
+    _rows(session, insert(want).from_select(_WANT_COLUMNS, rows))
 
 
 def _want_engagement(session: Session, now: datetime, ids: list[int] | None, item: _Active, want: Table) -> None:
@@ -337,53 +355,58 @@ def _want_engagement(session: Session, now: datetime, ids: list[int] | None, ite
     else:
         ranked = matched.subquery()
         award = literal(points)
-    rows = select(literal("engagement"), ranked.c.lead, literal(int(rule.id or 0)), ranked.c.tp, award, ranked.c.at)
-    _rows(session, insert(want).from_select(["component", "lead_id", "rule_id", "tp", "points", "at"], rows))
+    rows = select(literal("engagement"), ranked.c.lead, literal(int(rule.id or 0)), ranked.c.tp,
+                  literal(int(rule.version)), award, ranked.c.at)
+    _rows(session, insert(want).from_select(_WANT_COLUMNS, rows))
 
 
 def _write_difference(session: Session, now: datetime, ids: list[int] | None, fit: list[_Active],
-                      engagement: list[_Active], want: Table) -> tuple[int, int]:
+                      engagement: list[_Active], want: Table, held: Table) -> tuple[int, int]:
     active = {"fit": {int(i.rule.id or 0): int(i.rule.version) for i in fit},
               "engagement": {int(i.rule.id or 0): int(i.rule.version) for i in engagement}}
-    tp = func.coalesce(ScoreEvent.touchpoint_id, 0)
+    before = session.scalar(select(func.max(ScoreEvent.id))) or 0
     # A fit rule in force never looks at merged leads (they are out of scope), so their fit points stay put;
     # engagement points of a merged lead's touchpoints go back, as no touchpoint of it matches any more.
     merged_fit = and_(ScoreEvent.component == "fit", ScoreEvent.rule_id.in_(list(active["fit"]) or [-1]),
                       ScoreEvent.lead_id.in_(select(Lead.id).where(Lead.status == LeadStatus.MERGED)))
-    held_at = ScoreEvent.__table__.c.occurred_at.type
-    both = union_all(
-        select(want.c.component.label("component"), want.c.lead_id.label("lead_id"), want.c.rule_id.label("rule_id"),
-               want.c.tp.label("tp"), want.c.points.label("want"), literal(0.0).label("held"),
-               literal(1).label("wanted"), want.c.at.label("want_at"), literal(None, Integer).label("version"),
-               literal(None, held_at).label("held_at")),
-        select(ScoreEvent.component, ScoreEvent.lead_id, ScoreEvent.rule_id, tp, literal(0.0), ScoreEvent.points,
-               literal(0), literal(None, held_at), ScoreEvent.rule_version, ScoreEvent.occurred_at)
-        .where(ScoreEvent.kind == "rule", ScoreEvent.rule_id.is_not(None),
-               ScoreEvent.component.in_(("fit", "engagement")), _scope(ScoreEvent.lead_id, ids), ~merged_fit),
-    ).subquery()
-    wanted, held = func.sum(both.c.want), func.sum(both.c.held)
-    grouped = (select(both.c.component, both.c.lead_id, both.c.rule_id, both.c.tp, wanted.label("want"),
-                      held.label("held"), func.max(both.c.wanted).label("wanted"),
-                      func.max(both.c.want_at).label("want_at"), func.max(both.c.version).label("version"),
-                      func.max(both.c.held_at).label("held_at"))
-               .group_by(both.c.component, both.c.lead_id, both.c.rule_id, both.c.tp)
-               .having(func.abs(wanted - held) > 1e-9).subquery())
-    g = grouped.c
-    in_force = or_(and_(g.component == "fit", g.rule_id.in_(list(active["fit"]) or [-1])),
-                   and_(g.component == "engagement", g.rule_id.in_(list(active["engagement"]) or [-1])))
-    versions = [(and_(g.component == component, g.rule_id == rule_id), version)
-                for component, rules in active.items() for rule_id, version in rules.items()]
-    version = case(*versions, else_=g.version) if versions else g.version
-    reason = case((~in_force, "rule_inactive"),
-                  (g.held == 0, case((g.component == "fit", "matched"), else_="touchpoint")),
-                  (g.want == 0, "no_longer_matches"), else_="points_changed")
-    occurred = case((~in_force, g.held_at), (g.component == "fit", _now(now)), (g.wanted == 1, g.want_at),
-                    else_=g.held_at)
-    rows = (select(g.lead_id, g.component, g.rule_id, version, func.nullif(g.tp, 0), g.want - g.held,
-                   literal("rule"), reason, occurred, _now(now))
-            .order_by(g.lead_id, g.component, g.rule_id, g.tp))
-    before = session.scalar(select(func.max(ScoreEvent.id))) or 0
-    if not _rows(session, _event_insert(rows)):
+    tp = func.coalesce(ScoreEvent.touchpoint_id, 0)
+    sums = (select(ScoreEvent.component, ScoreEvent.lead_id, ScoreEvent.rule_id, tp, func.sum(ScoreEvent.points),
+                   func.max(ScoreEvent.rule_version), func.max(ScoreEvent.occurred_at))
+            .where(ScoreEvent.kind == "rule", ScoreEvent.rule_id.is_not(None),
+                   ScoreEvent.component.in_(("fit", "engagement")), _scope(ScoreEvent.lead_id, ids), ~merged_fit)
+            .group_by(ScoreEvent.lead_id, ScoreEvent.component, ScoreEvent.rule_id, tp))
+    holding = _rows(session, insert(held).from_select([*_KEY, "points", "version", "at"], sums))
+    w, h = want.c, held.c
+    same = and_(*(h[c] == w[c] for c in _KEY))
+    if holding:
+        connection = session.connection()
+        Index("ix_score_held_key", h.lead_id, h.component, h.rule_id, h.tp).create(connection)
+        Index("ix_score_want_key", w.lead_id, w.component, w.rule_id, w.tp).create(connection)
+    # Wanted: every row of ``want`` belongs to a rule in force.
+    have = func.coalesce(h.points, 0.0)
+    delta = w.points - have
+    reason = case((have == 0, case((w.component == "fit", "matched"), else_="touchpoint")),
+                  (w.points == 0, "no_longer_matches"), else_="points_changed")
+    occurred = case((w.component == "fit", _now(now)), else_=w.at)
+    wanted = (select(w.lead_id, w.component, w.rule_id, w.version, func.nullif(w.tp, 0), delta, literal("rule"),
+                     reason, occurred, _now(now))
+              .select_from(want.outerjoin(held, same)).where(func.abs(delta) > 1e-9).order_by(w.id))
+    written = _rows(session, _event_insert(wanted))
+    if holding:
+        # Held and no longer wanted: the points go back, by the rule's current version if it is still in force.
+        in_force = or_(and_(h.component == "fit", h.rule_id.in_(list(active["fit"]) or [-1])),
+                       and_(h.component == "engagement", h.rule_id.in_(list(active["engagement"]) or [-1])))
+        versions = [(and_(h.component == component, h.rule_id == rule_id), version)
+                    for component, rules in active.items() for rule_id, version in rules.items()]
+        version = case(*versions, else_=h.version) if versions else h.version
+        occurred = case((and_(in_force, h.component == "fit"), _now(now)), else_=h.at)
+        reason = case((in_force, "no_longer_matches"), else_="rule_inactive")
+        gone = (select(h.lead_id, h.component, h.rule_id, version, func.nullif(h.tp, 0), -h.points,
+                       literal("rule"), reason, occurred, _now(now))
+                .where(func.abs(h.points) > 1e-9, ~exists(select(w.id).where(same)))
+                .order_by(h.lead_id, h.component, h.rule_id, h.tp))
+        written += _rows(session, _event_insert(gone))
+    if not written:
         return 0, 0
     counts = dict(session.execute(select(ScoreEvent.component, func.count()).where(ScoreEvent.id > before)
                                   .group_by(ScoreEvent.component)).all())
