@@ -298,11 +298,15 @@ class Lead(LeadBase, table=True):
 
 
 class Touchpoint(SQLModel, table=True):
-    __table_args__ = (Index("ix_touchpoint_lead_occurred", "lead_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_touchpoint_lead_occurred", "lead_id", "occurred_at"),
+        # Engagement rules read touchpoints of a kind by lead and time; the index answers them without the rows.
+        Index("ix_touchpoint_kind_lead_occurred", "kind", "lead_id", "occurred_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     lead_id: int = Field(foreign_key="lead.id")
-    kind: str = Field(index=True, max_length=32)
+    kind: str = Field(max_length=32)
     channel_id: int | None = Field(default=None, foreign_key="channel.id", index=True)
     campaign_id: int | None = Field(default=None, foreign_key="campaign.id", index=True)
     occurred_at: datetime = Field(index=True)
@@ -384,11 +388,7 @@ class RuleVersion(SQLModel, table=True):
 class ScoreEvent(SQLModel, table=True):
     """The score ledger: the lead's fit/engagement columns are the sum of its events."""
 
-    __table_args__ = (
-        Index("ix_scoreevent_lead_component", "lead_id", "component"),
-        # Rescoring asks "what did this touchpoint already score under this rule?" for every matching touchpoint.
-        Index("ix_scoreevent_touchpoint_rule", "touchpoint_id", "rule_id"),
-    )
+    __table_args__ = (Index("ix_scoreevent_lead_component", "lead_id", "component"),)
 
     id: int | None = Field(default=None, primary_key=True)
     lead_id: int = Field(foreign_key="lead.id")
