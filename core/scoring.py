@@ -194,8 +194,10 @@ def rescore(*, session: Session, now: datetime, lead_ids: Iterable[int] | None =
 def _rescore(session: Session, now: datetime, ids: list[int] | None, report: ScoreReport) -> None:
     if ids is None and session.get_bind().dialect.name == "sqlite":
         # A full pass reads and writes the whole ledger: with SQLite's default 2 MB page cache the index pages
-        # are read again and again from disk. This connection keeps a bigger cache (256 MB at most).
+        # are read again and again from disk. This connection keeps a bigger cache (256 MB at most), and so does
+        # its temporary schema, which holds the wanted and held points of every rule during the pass.
         session.connection().exec_driver_sql("PRAGMA cache_size=-262144")
+        session.connection().exec_driver_sql("PRAGMA temp.cache_size=-262144")
     rules = _active_rules(session, report)
     _apply_tags(session, now, ids, rules[RuleKind.TAG], report)
     report.leads += int(session.scalar(select(func.count()).select_from(Lead).where(
