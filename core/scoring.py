@@ -392,7 +392,8 @@ def _write_difference(session: Session, now: datetime, ids: list[int] | None, fi
     occurred = case((w.component == "fit", _now(now)), else_=w.at)
     wanted = (select(w.lead_id, w.component, w.rule_id, w.version, func.nullif(w.tp, 0), delta, literal("rule"),
                      reason, occurred, _now(now))
-              .select_from(want.outerjoin(held, same)).where(func.abs(delta) > 1e-9).order_by(w.id))
+              .select_from(want.outerjoin(held, same)).where(func.abs(delta) > 1e-9)
+              .order_by(w.lead_id, w.component, w.rule_id, w.tp))
     written = _rows(session, _event_insert(wanted))
     if holding:
         # Held and no longer wanted: the points go back, by the rule's current version if it is still in force.
