@@ -53,6 +53,7 @@ log = logging.getLogger("leadloop.scheduler")
 LEASE_NAME = "scheduler"
 LEASE = timedelta(seconds=90)
 HEARTBEAT_SECONDS = 20
+DELIVERY_ROUNDS = 100
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -63,9 +64,15 @@ def _workflow_tick(session: Session, now: datetime) -> dict[str, Any]:
     from core.workflows import run_due
 
     report = run_due(session=session, now=now)
-    delivery = deliver_due(session=session, now=now)
-    return {**report.summary(), "delivered": delivery.sent, "delivery_retrying": delivery.retrying,
-            "delivery_failed": delivery.failed}
+    sent = retrying = failed = 0
+    # The outbox hands out 1,000 messages per claim; keep going until the due ones are out (bounded, so one
+    # tick never runs forever while new messages keep arriving).
+    for _ in range(DELIVERY_ROUNDS):
+        delivery = deliver_due(session=session, now=now)
+        sent, retrying, failed = sent + delivery.sent, retrying + delivery.retrying, failed + delivery.failed
+        if not delivery.claimed:
+            break
+    return {**report.summary(), "delivered": sent, "delivery_retrying": retrying, "delivery_failed": failed}
 
 
 def _sla_check(session: Session, now: datetime) -> dict[str, Any]:
