@@ -288,8 +288,10 @@ def without_step(definition: dict[str, Any], step_id: str) -> dict[str, Any]:
     return out
 
 
-def _dot_text(value: Any) -> str:
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")[:40]
+def _dot_text(value: Any, limit: int = 40) -> str:
+    text = str(value).replace("\n", " ")
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def to_dot(definition: dict[str, Any], labels: dict[str, str] | None = None,
@@ -310,7 +312,7 @@ def to_dot(definition: dict[str, Any], labels: dict[str, str] | None = None,
             or step.get("stage") or ""
         if kind == "wait":
             detail = f"{step.get('days') or 0}d {step.get('hours') or 0}h {step.get('minutes') or 0}m"
-        text = "\\n".join(part for part in (_dot_text(step_id), _dot_text(labels.get(kind, kind)), _dot_text(detail),
+        text = "\\n".join(part for part in (_dot_text(step_id), _dot_text(labels.get(kind, kind)), _dot_text(detail, 22),
                                             _dot_text((counts or {}).get(step_id, ""))) if part)
         border = ', penwidth=2, color="#1f77b4"' if step_id == definition.get("start") else ""
         lines.append(f'  "{_dot_text(step_id)}" [label="{text}", shape={shape}, fillcolor="{fill}"{border}];')
