@@ -384,3 +384,38 @@ def test_a_message_the_outbox_gives_up_on_counts_as_a_failed_step(session, smtp_
     assert counts.loc["mail", "done"] == 1 and counts.loc["mail", "failed"] == 1
     assert session.scalar(select(Message.last_error).where(Message.to_address == "c1@example.cn"))
     assert enrollments(session=session, workflow_id=wf, problems_only=True).empty  # the step itself ran
+
+
+def test_imported_and_grade_triggers(session):
+    from db.models import Channel
+
+    web = Channel(name="官网表单", kind="website")
+    session.add(web)
+    session.commit()
+    imported = workflow(session, {"start": "end", "steps": {"end": {"type": "end"}}},
+                        trigger={"type": "imported", "channel": "官网表单"})
+    graded = workflow(session, {"start": "end", "steps": {"end": {"type": "end"}}},
+                      trigger={"type": "grade_crosses", "grade": "B"})
+    run_due(session=session, now=T0)
+    new = leads(session, 3, source_channel_id=web.id)
+    leads(session, 1)  # from no channel
+    session.execute(Lead.__table__.update().where(Lead.id == new[0]).values(grade="A"))
+    session.commit()
+    run_due(session=session, now=T0 + timedelta(minutes=1))
+    by_wf = {wf: sorted(session.scalars(select(Enrollment.lead_id).where(Enrollment.workflow_id == wf)))
+             for wf in (imported, graded)}
+    assert by_wf == {imported: new, graded: [new[0]]}
+
+
+def test_editing_helpers_rewire_paths():
+    from core.workflows.definition import to_dot, with_step, without_step
+
+    flow = {"start": "a", "steps": {"a": {"type": "add_tag", "tag": "x", "next": "b"},
+                                    "b": {"type": "wait", "days": 1, "next": "c"}, "c": {"type": "end"}}}
+    renamed = with_step(flow, "wait_1d", {"type": "wait", "days": 1, "next": "c"}, old_id="b")
+    assert renamed["steps"]["a"]["next"] == "wait_1d" and "b" not in renamed["steps"]
+    removed = without_step(renamed, "wait_1d")
+    assert removed["steps"]["a"]["next"] == "c" and not validate_definition(removed)
+    with pytest.raises(Exception):  # noqa: B017 - a duplicate id is refused
+        with_step(flow, "a", {"type": "end"})
+    assert '"a" -> "b"' in to_dot(flow)
