@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, select
 
 from core.clock import utcnow
 from db.models import AuditLog, User
+
+if TYPE_CHECKING:
+    from core.auth import Actor
 
 
 def record(
@@ -49,8 +52,11 @@ def _without_secrets(detail: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def list_entries(session: Session, *, limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
-    """The newest audit entries with the acting user's name (callers check the ``audit`` permission)."""
+def list_entries(session: Session, *, actor: Actor, limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
+    """The newest audit entries with the acting user's name; only roles with the ``audit`` permission."""
+    from core.auth import require  # core.auth writes to the audit log, so it is imported here, not at the top
+
+    require(actor, "audit")
     rows = session.exec(
         select(AuditLog.at, User.display_name, AuditLog.action, AuditLog.entity, AuditLog.entity_id,
                AuditLog.detail)

@@ -28,16 +28,16 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         {
             "home", "import", "dedup", "rules", "workflows", "journeys", "accounts", "reports", "inbox",
             "team_inbox", "admin", "manage_users", "manage_settings", "manage_channels", "manage_costs",
-            "audit", "export", "promote_mql",
+            "audit", "export", "promote_mql", "edit_mql",
         }
     ),
     Role.MARKETER: frozenset(
         {"home", "import", "dedup", "rules", "workflows", "journeys", "accounts", "reports", "manage_channels",
-         "manage_costs", "export", "admin", "promote_mql"}
+         "manage_costs", "export", "admin", "promote_mql", "edit_mql"}
     ),
     Role.MANAGER: frozenset(
         {"home", "journeys", "accounts", "reports", "inbox", "team_inbox", "manage_routing", "export", "dedup_view",
-         "manage_costs", "admin"}
+         "manage_costs", "admin", "edit_mql"}
     ),
     Role.SALES: frozenset({"home", "inbox", "journeys"}),
 }

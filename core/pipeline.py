@@ -1,7 +1,8 @@
 """What happens to leads after they are written: one place that every writer calls.
 
 An import batch, a touchpoint file, a merge or a manual edit all end the same way — dedup against the base,
-place the leads in their accounts, rescore them and hand those that crossed the MQL line to the lifecycle.
+place the leads in their accounts, rescore them and hand those that crossed the MQL line to the lifecycle
+(``score_and_promote``, which the score command and the scheduler's decay job use too).
 Writers call :func:`after_leads_written` inside their own transaction so the whole chain commits or rolls back
 with the batch that caused it.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from core import accounts, dedup
+from core import accounts, dedup, lifecycle, scoring
 from core.auth import SYSTEM, Actor
 
 
@@ -40,4 +41,25 @@ def after_leads_written(*, session: Session, lead_ids: Iterable[int], now: datet
         report.dedup = dedup.check_new_leads(session=session, lead_ids=ids, now=now, actor=actor)
     built = accounts.assign_accounts(session=session, lead_ids=ids, now=now)
     report.accounts = dict(vars(built))
+    # Scores before the MQL hand-off: the leads just written are rescored (incrementally) and those that crossed
+    # the MQL line go to the lifecycle, which routes them.
+    scored, promotion = score_and_promote(session=session, now=now, lead_ids=ids)
+    report.scoring = scored.summary()
+    report.promoted = len(promotion.promoted)
     return report
+
+
+def score_and_promote(*, session: Session, now: datetime, lead_ids: Iterable[int] | None = None,
+                      promote: bool = True) -> tuple[scoring.ScoreReport, lifecycle.PromotionReport]:
+    """Rescore ``lead_ids`` (every lead when None) and hand those that crossed the MQL line to sales.
+
+    The promotion names the MQL line that was crossed, so the rep's inbox and the lead's history say why. Used
+    after every write, by ``python -m core score`` and by the scheduler. The caller commits.
+    """
+    report = scoring.rescore(session=session, now=now, lead_ids=lead_ids)
+    if not (promote and report.crossed_mql):
+        return report, lifecycle.PromotionReport()
+    rule_id, text, _ = scoring.mql_rule(session)
+    promotion = lifecycle.promote_to_mql(session=session, lead_ids=report.crossed_mql, now=now,
+                                         by_rule=text if rule_id is None else f"rule {rule_id}: {text}")
+    return report, promotion

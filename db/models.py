@@ -384,7 +384,11 @@ class RuleVersion(SQLModel, table=True):
 class ScoreEvent(SQLModel, table=True):
     """The score ledger: the lead's fit/engagement columns are the sum of its events."""
 
-    __table_args__ = (Index("ix_scoreevent_lead_component", "lead_id", "component"),)
+    __table_args__ = (
+        Index("ix_scoreevent_lead_component", "lead_id", "component"),
+        # Rescoring asks "what did this touchpoint already score under this rule?" for every matching touchpoint.
+        Index("ix_scoreevent_touchpoint_rule", "touchpoint_id", "rule_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     lead_id: int = Field(foreign_key="lead.id")

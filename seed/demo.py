@@ -380,6 +380,7 @@ def seed_demo(
                 connection.exec_driver_sql(sql)
             _sync_sequences(connection)
             _account_figures(connection, world)
+            counts["scoreevent"] = _scores(connection, world)
     return counts
 
 
@@ -405,6 +406,18 @@ def _account_figures(connection: Connection, world: World) -> None:
     refresh_accounts(session=session, now=now)
     session.flush()
     session.close()
+
+
+def _scores(connection: Connection, world: World) -> int:
+    """A full rescore with the demo rules, so demo leads have their ledger, scores and grades (who crosses the
+    MQL line is left alone: the simulated lifecycle already decided the stages)."""
+    from core.scoring import rescore
+
+    session = Session(bind=connection)
+    report = rescore(session=session, now=world.timeline.to_datetime(world.now))
+    session.flush()
+    session.close()
+    return report.events
 
 
 def autoseed(engine: Engine) -> dict[str, int] | None:

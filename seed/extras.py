@@ -19,6 +19,12 @@ from seed.world import World
 # ---------------------------------------------------------------------------------------------------------------
 # Rules, settings, routing
 # ---------------------------------------------------------------------------------------------------------------
+def _rule_ast(kind: str, text: str) -> dict[str, Any]:
+    from core.rules import context_of, parse
+
+    return parse(text, context=context_of(kind)) if text.strip() else {}
+
+
 def build_rules(world: World) -> None:
     tl = world.timeline
     world.tag_ids = {name: i for i, (name, _, _) in enumerate(catalog.TAGS, start=1)}
@@ -36,7 +42,8 @@ def build_rules(world: World) -> None:
         "name": [r[1] for r in catalog.RULES],
         "kind": [r[0] for r in catalog.RULES],
         "text": [r[2] for r in catalog.RULES],
-        "ast": [{} for _ in ids],
+        # Parsed for real, as saving them in the product would: a demo rule that does not parse fails the seed.
+        "ast": [_rule_ast(r[0], r[2]) for r in catalog.RULES],
         "points": [float(r[3]) for r in catalog.RULES],
         "params": [r[4] for r in catalog.RULES],
         "active": True,

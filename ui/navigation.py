@@ -28,7 +28,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("inbox", "pages/inbox.py", ":material/inbox:", "sales", ("inbox",), "mql-inbox"),
     PageSpec("import", "pages/import_leads.py", ":material/upload_file:", "marketing", ("import",), "channel-import"),
     PageSpec("dedup", "pages/dedup.py", ":material/join_inner:", "marketing", ("dedup", "dedup_view"), "dedup-review"),
-    PageSpec("rules", "pages/rules.py", ":material/rule:", "marketing", ("rules",), "scoring-rules"),
+    PageSpec("rules", "pages/rules.py", ":material/rule:", "marketing", ("rules", "edit_mql"), "scoring-rules"),
     PageSpec("workflows", "pages/workflows.py", ":material/account_tree:", "marketing", ("workflows",), "automations"),
     PageSpec("journeys", "pages/journeys.py", ":material/timeline:", "insight", ("journeys",), "lead-journeys"),
     PageSpec("accounts", "pages/accounts.py", ":material/domain:", "insight", ("accounts",), "abm-accounts"),

@@ -15,7 +15,7 @@ PERMISSION = "audit"
 def render(actor: Actor) -> None:
     require(actor, "audit")
     with db_session() as session:
-        entries = pd.DataFrame(audit.list_entries(session, limit=300))
+        entries = pd.DataFrame(audit.list_entries(session, actor=actor, limit=300))
     if entries.empty:
         st.info(tr("admin.audit.empty"))
     else:

@@ -1,4 +1,4 @@
-"""Admin → Campaigns: campaigns per channel with their UTM parameters."""
+"""Admin → Campaigns: campaigns per channel with their UTM parameters; tracking links and QR codes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,14 @@ import streamlit as st
 
 from core.auth import Actor
 from core.channels import create_campaign, list_campaigns, list_channels
+from core.clock import utcnow
+from core.tracking import (
+    create_employee_links,
+    create_tracking_link,
+    list_employees,
+    list_tracking_links,
+    qr_png,
+)
 from ui.admin import act
 from ui.common import db_session, for_display, tr
 
@@ -40,3 +48,48 @@ def render(actor: Actor) -> None:
             act(actor, create_campaign, "admin.campaigns.created", name=name, channel_id=int(channel_id),
                 utm_source=utm_source, utm_medium=utm_medium, utm_campaign=utm_campaign,
                 product_line=product_line, start_date=start, end_date=end, budget=budget or None)
+    _tracking_links(actor, campaigns)
+
+
+def _tracking_links(actor: Actor, campaigns) -> None:  # noqa: ANN001 - a DataFrame of campaigns
+    """Tracking links per campaign and per employee, with their QR codes for posters and staff shares."""
+    st.markdown(f"#### {tr('admin.tracking.title')}")
+    with db_session() as session:
+        links = list_tracking_links(session=session)
+        reps = list_employees(session=session)
+    if links.empty:
+        st.caption(tr("admin.tracking.none"))
+    else:
+        st.dataframe(for_display(links, columns=["code", "campaign", "employee", "label", "url", "leads"]),
+                     hide_index=True, width="stretch")
+        labels = {int(r.id): f"{r.code} · {r.campaign} · {r.employee or r.label or ''}" for r in links.itertuples()}
+        picked = st.selectbox(tr("admin.tracking.pick"), list(labels), format_func=labels.get,
+                              key="tracking_qr_pick")
+        url = links.set_index("id").loc[picked, "url"]
+        code = links.set_index("id").loc[picked, "code"]
+        left, right = st.columns([1, 3])
+        png = qr_png(url)
+        left.image(png, width=160)
+        right.code(url, language=None)
+        right.download_button(tr("admin.tracking.download_qr"), png, file_name=f"qr-{code}.png", mime="image/png",
+                              key="tracking_qr_download", icon=":material/qr_code_2:")
+    if campaigns.empty:
+        return
+    campaign_names = dict(zip(campaigns["id"].astype(int), campaigns["name"], strict=True))
+    employees = {None: tr("admin.tracking.no_employee"), **dict(reps)}
+    with st.form("create_tracking_link", clear_on_submit=True):
+        st.markdown(f"**{tr('admin.tracking.create')}**")
+        c1, c2 = st.columns(2)
+        campaign_id = c1.selectbox(tr("admin.tracking.campaign"), list(campaign_names), format_func=campaign_names.get)
+        employee_id = c2.selectbox(tr("admin.tracking.employee"), list(employees), format_func=employees.get)
+        c3, c4 = st.columns(2)
+        target_url = c3.text_input(tr("admin.tracking.target_url"), placeholder="https://")
+        link_label = c4.text_input(tr("admin.tracking.label"))
+        every_rep = st.checkbox(tr("admin.tracking.per_employee"))
+        if st.form_submit_button(tr("admin.tracking.create"), type="primary"):
+            if every_rep:
+                act(actor, create_employee_links, "admin.tracking.created", campaign_id=int(campaign_id),
+                    target_url=target_url, now=utcnow())
+            else:
+                act(actor, create_tracking_link, "admin.tracking.created", campaign_id=int(campaign_id),
+                    employee_id=employee_id, target_url=target_url, label=link_label, now=utcnow())
