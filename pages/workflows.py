@@ -31,12 +31,22 @@ from core.workflows import (
     validate_definition,
     validate_trigger,
 )
-from core.workflows.definition import CHECK_KINDS, EXITS, GRADES, REENTRY, to_dot, with_step, without_step
+from core.workflows.definition import (
+    CHECK_KINDS,
+    EXITS,
+    GRADES,
+    REENTRY,
+    problem_text,
+    to_dot,
+    with_step,
+    without_step,
+)
 from db.models import Stage, TouchpointKind
 from ui.common import (
     db_session,
     for_display,
     label,
+    lang,
     local_time,
     require_permission,
     run_action,
@@ -82,7 +92,7 @@ def show_problems(problems: list[Any]) -> None:
     if not problems:
         st.success(tr("workflows.valid"), icon=":material/check_circle:")
         return
-    lines = [f"- **{p.step or tr('workflows.whole')}**: {tr(p.key, **p.params)}" for p in problems]
+    lines = [f"- **{p.step or tr('workflows.whole')}**: {problem_text(p, lang())}" for p in problems]
     st.warning(tr("workflows.invalid", count=len(problems)) + "\n\n" + "\n".join(lines))
 
 

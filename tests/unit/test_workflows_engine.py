@@ -419,3 +419,38 @@ def test_editing_helpers_rewire_paths():
     with pytest.raises(Exception):  # noqa: B017 - a duplicate id is refused
         with_step(flow, "a", {"type": "end"})
     assert '"a" -> "b"' in to_dot(flow)
+
+
+def test_rule_conditions_use_the_rule_language(session):
+    ids = leads(session, 3)
+    session.execute(Lead.__table__.update().where(Lead.id == ids[0]).values(industry="制造业", engagement_score=70))
+    session.commit()
+    wf = workflow(session, {"start": "check", "steps": {
+        "check": {"type": "condition", "check": {"kind": "rule", "rule": 'industry = "制造业" and engagement >= 60'},
+                  "yes": "hot", "no": "end"},
+        "hot": {"type": "add_tag", "tag": "高意向", "next": "end"}, "end": {"type": "end"}}},
+        trigger={"type": "manual"})
+    enroll_leads(session=session, actor=SYSTEM, now=T0, workflow_id=wf, lead_ids=ids)
+    session.commit()
+    assert run_due(session=session, now=T0).completed == 3
+    assert list(session.scalars(select(LeadTag.lead_id).join(Tag).where(Tag.name == "高意向"))) == [ids[0]]
+    # A rule that does not parse is named at validation, with the step.
+    problems = validate_definition({"start": "c", "steps": {
+        "c": {"type": "condition", "check": {"kind": "rule", "rule": "industry = = 1"}, "yes": "e", "no": "e"},
+        "e": {"type": "end"}}})
+    assert [(p.step, p.key) for p in problems] == [("c", "workflows.problem.rule")]
+
+
+def test_trigger_condition_filters_who_enters(session):
+    wf = workflow(session, {"start": "end", "steps": {"end": {"type": "end"}}},
+                  trigger={"type": "tag_added", "tag": "展会", "condition": 'province = "上海"'})
+    run_due(session=session, now=T0)
+    ids = leads(session, 2)
+    session.execute(Lead.__table__.update().where(Lead.id == ids[0]).values(province="上海"))
+    tag = Tag(name="展会")
+    session.add(tag)
+    session.flush()
+    session.add_all([LeadTag(lead_id=lead, tag_id=tag.id) for lead in ids])
+    session.commit()
+    run_due(session=session, now=T0 + timedelta(minutes=1))
+    assert list(session.scalars(select(Enrollment.lead_id).where(Enrollment.workflow_id == wf))) == [ids[0]]

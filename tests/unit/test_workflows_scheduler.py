@@ -190,3 +190,9 @@ def test_a_worker_killed_between_claim_and_commit_is_taken_over(engine, session,
     assert session.scalar(select(func.count()).select_from(StepRun).where(StepRun.step_id == "mail")) == n
     ids = [m["message_id"] for m in received.messages]
     assert len(set(ids)) == n and len(ids) - n <= 1
+
+
+def test_every_heartbeat_job_runs_on_an_empty_database(engine):
+    for job in scheduler.JOBS:
+        record = scheduler.run_job(job.name, engine=engine, holder="h", now=T0)
+        assert record is not None and record.ok, (job.name, record.error if record else None)
