@@ -25,7 +25,6 @@ Failures (a routing error, a merge field that cannot be filled, a rule that cann
 from __future__ import annotations
 
 import hashlib
-import string
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -400,16 +399,13 @@ class _Fields(dict):
         return ""
 
 
-_FORMATTER = string.Formatter()
-
-
 def render(text: str, lead: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
     """Fill ``{name}``, ``{company}``… from the lead; unknown fields become empty, braces typed by mistake fail."""
     values = _Fields({k: ("" if lead.get(k) is None else lead.get(k)) for k in MERGE_FIELDS})
     values.update(extra or {})
     try:
-        return _FORMATTER.vformat(text or "", (), values)
-    except (ValueError, IndexError, AttributeError) as error:
+        return (text or "").format_map(values)
+    except (ValueError, IndexError, AttributeError, KeyError, TypeError) as error:
         raise ValidationError(f"A merge field in the text cannot be filled: {error}.",
                               key="workflows.error.merge_field", detail=str(error)) from error
 
