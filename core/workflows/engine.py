@@ -226,6 +226,7 @@ class _Chunk:
         self.versions.load({(int(r.workflow_id), int(r.workflow_version)) for r in rows})
         self.leads = self._leads(sorted({int(r.lead_id) for r in rows}))
         pending: dict[int, str] = {}
+        waits_over: dict[tuple[str, str], dict[int, Outcome]] = defaultdict(dict)
         for r in rows:
             definition = self.versions.get(r.workflow_id, r.workflow_version)
             steps = definition.get("steps") or {}
@@ -240,10 +241,15 @@ class _Chunk:
             elif r.current_step not in steps:
                 self._fail_now(r.id, r.current_step, "workflows.error.step_missing")
             elif steps[r.current_step].get("type") in WAITS:
-                # Standing on a wait means the wait was entered and is now over.
+                # Standing on a wait means the wait was entered and is now over; its StepRun is written now, so
+                # entering a wait costs one row update and no insert.
                 pending[r.id] = steps[r.current_step].get("next")
+                waits_over[(r.current_step, steps[r.current_step]["type"])][r.id] = Outcome("done")
             else:
                 pending[r.id] = r.current_step  # a retry of a step that failed
+        for (step_id, kind), outcomes in waits_over.items():
+            self._record(step_id, kind, outcomes,
+                         {eid: step_key(eid, step_id, self.enr[eid]["next_run_at"]) for eid in outcomes})
         self._advance(pending)
         self._write()
 
@@ -293,7 +299,9 @@ class _Chunk:
             for eid in eids:
                 self._retry(eid, step_id, kind, keys[eid], reason)
             return {}
-        fresh = self._record(step_id, kind, outcomes, keys)
+        # A wait being entered lives on the enrollment (current step, next_run_at); its StepRun is written when
+        # it ends.
+        fresh = self._record(step_id, kind, {e: o for e, o in outcomes.items() if o.status != "waiting"}, keys)
         if write is not None:
             done = {eid for eid in fresh if outcomes[eid].status == "done"}
             if done:
@@ -399,10 +407,15 @@ class _Fields(dict):
         return ""
 
 
-def render(text: str, lead: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
-    """Fill ``{name}``, ``{company}``… from the lead; unknown fields become empty, braces typed by mistake fail."""
+def merge_values(lead: dict[str, Any], extra: dict[str, Any] | None = None) -> _Fields:
     values = _Fields({k: ("" if lead.get(k) is None else lead.get(k)) for k in MERGE_FIELDS})
     values.update(extra or {})
+    return values
+
+
+def render(text: str, lead: dict[str, Any] | _Fields, extra: dict[str, Any] | None = None) -> str:
+    """Fill ``{name}``, ``{company}``… from the lead; unknown fields become empty, braces typed by mistake fail."""
+    values = lead if isinstance(lead, _Fields) else merge_values(lead, extra)
     try:
         return (text or "").format_map(values)
     except (ValueError, IndexError, AttributeError, KeyError, TypeError) as error:
@@ -447,12 +460,13 @@ def _send(chunk: _Chunk, wf: int, step_id: str, step: dict[str, Any], eids: list
         payload: dict[str, Any] = {"workflow_id": wf, "step": step_id}
         if channel == "email":
             extra["unsubscribe_url"] = payload["unsubscribe_url"] = unsubscribe_url(settings, int(lead["id"]))
-        body = render(step.get("body") or step.get("text") or "", lead, extra)
+        values = merge_values(lead, extra)
+        body = render(step.get("body") or step.get("text") or "", values)
         if channel == "email" and footer:
             body = f"{body}\n\n--\n{footer} {extra['unsubscribe_url']}"
         messages[eid] = {
             "channel": channel, "idempotency_key": f"{keys[eid]}:msg", "to_address": address,
-            "subject": render(step.get("subject") or "", lead, extra), "body": body, "payload": payload,
+            "subject": render(step.get("subject") or "", values), "body": body, "payload": payload,
             "lead_id": int(lead["id"]), "user_id": None, "enrollment_id": eid, "status": MessageStatus.QUEUED,
             "attempts": 0, "next_attempt_at": chunk.now, "created_at": chunk.now,
         }
