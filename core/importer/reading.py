@@ -10,6 +10,7 @@ import csv
 import io
 import re
 import unicodedata
+import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
@@ -21,6 +22,14 @@ _DELIMITERS = (",", "\t", ";", "|")
 _SNIFF_LINES = 60
 _HEADER_SCAN_ROWS = 30
 _XLSX_MAGIC = b"PK\x03\x04"
+# An .xlsx is a zip of XML. A "zip bomb" workbook unpacks to gigabytes from a few hundred kilobytes; real
+# exports compress XML perhaps 10–50×. Refuse what unpacks past an absolute ceiling, or past a moderate size at an
+# implausible ratio, before openpyxl inflates any of it.
+# The csv module refuses fields over 128 KB by default; a cell may be as large as the upload limit allows.
+csv.field_size_limit(256 * 1024 * 1024)
+_XLSX_UNPACKED_CEILING = 1024 * 1024 * 1024
+_XLSX_SUSPICIOUS_SIZE = 64 * 1024 * 1024
+_XLSX_SUSPICIOUS_RATIO = 100
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls
 _GB_FAMILY = ("gbk", "gb2312", "gb18030", "hz", "cp936")
 
@@ -170,7 +179,10 @@ def _read_text(data: bytes) -> RawTable:
         raise FileFormatError("This is not a text file LeadLoop can read.", key="import.not_text")
     head = text[:200_000].splitlines()[:_SNIFF_LINES]
     delimiter = sniff_delimiter(head)
-    head_rows = list(csv.reader(head, delimiter=delimiter))
+    try:
+        head_rows = list(csv.reader(head, delimiter=delimiter))
+    except csv.Error as error:
+        raise FileFormatError("This is not a text file LeadLoop can read.", key="import.not_text") from error
     header_index = find_header(head_rows)
     # Title lines may hold quotes or odd widths: skip them as physical lines before the CSV parser starts.
     body = "\n".join(text.splitlines()[header_index:]) if header_index else text
@@ -204,9 +216,25 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
+def _check_unpacked_size(data: bytes) -> None:
+    """Refuse a workbook whose declared unpacked size is out of all proportion (the zip directory says it)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError) as error:
+        raise FileFormatError("The Excel file cannot be opened; it may be damaged or protected.",
+                              key="import.xlsx_unreadable") from error
+    ratio = unpacked / max(len(data), 1)
+    if unpacked > _XLSX_UNPACKED_CEILING or (unpacked > _XLSX_SUSPICIOUS_SIZE and ratio > _XLSX_SUSPICIOUS_RATIO):
+        mb = unpacked // (1024 * 1024)
+        raise FileFormatError(f"The Excel file would unpack to {mb} MB from {len(data) // 1024} KB; it is refused.",
+                              key="import.xlsx_bomb", mb=mb, kb=len(data) // 1024)
+
+
 def _read_xlsx(data: bytes, sheet: str | None) -> RawTable:
     from openpyxl import load_workbook
 
+    _check_unpacked_size(data)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises many types (zipfile, KeyError, InvalidFileException)
