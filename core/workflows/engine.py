@@ -175,9 +175,51 @@ def run_due(*, session: Session, now: datetime, limit: int = 50_000, holder: str
         if not ids:
             break
         report.claimed += len(ids)
-        _Chunk(session, now, versions, report).run(ids)
-        session.commit()
+        try:
+            _run_chunk(session, now, versions, report, ids)
+        except Exception:  # noqa: BLE001 - one bad enrollment must not stall the others: go one by one
+            session.rollback()
+            for eid in ids:
+                try:
+                    _run_chunk(session, now, versions, report, [eid])
+                except Exception as error:  # noqa: BLE001 - recorded on the enrollment, retried with backoff
+                    session.rollback()
+                    _crashed(session, eid, now, error, report)
+                    session.commit()
     return report
+
+
+def _run_chunk(session: Session, now: datetime, versions: _Versions, report: TickReport, ids: list[int]) -> None:
+    """Run and commit one chunk; its counts join ``report`` only once it committed."""
+    partial = TickReport()
+    _Chunk(session, now, versions, partial).run(ids)
+    session.commit()
+    for name in ("steps", "messages", "waiting", "completed", "exited", "retrying", "failed"):
+        setattr(report, name, getattr(report, name) + getattr(partial, name))
+    report.errors.extend(partial.errors)
+
+
+def _crashed(session: Session, eid: int, now: datetime, error: BaseException, report: TickReport) -> None:
+    """An enrollment whose step raised something unexpected: back off like a failed step, fail after the last try."""
+    row = session.execute(select(Enrollment.attempts, Enrollment.current_step).where(Enrollment.id == eid)).one()
+    attempts = int(row.attempts) + 1
+    reason = (error.localized("en") if isinstance(error, LeadLoopError) else f"{type(error).__name__}: {error}")[:500]
+    give_up = attempts >= MAX_ATTEMPTS
+    values: dict[str, Any] = {"attempts": attempts, "last_error": reason, "claimed_by": None, "claimed_at": None}
+    if give_up:
+        values.update(status=EnrollmentStatus.FAILED, next_run_at=None, finished_at=now)
+        report.failed += 1
+    else:
+        values.update(status=EnrollmentStatus.ACTIVE,
+                      next_run_at=now + timedelta(minutes=BACKOFF_MINUTES[min(attempts, len(BACKOFF_MINUTES)) - 1]))
+        report.retrying += 1
+    session.execute(update(Enrollment).where(Enrollment.id == eid, Enrollment.status == EnrollmentStatus.RUNNING)
+                    .values(**values).execution_options(synchronize_session=False))
+    session.execute(_insert(session)(StepRun.__table__).values(
+        enrollment_id=eid, step_id=row.current_step or "start", step_type="error",
+        status="failed" if give_up else "retry", idempotency_key=f"wf:{eid}:error:{int(now.timestamp())}:{attempts}",
+        result={"attempt": attempts}, error=reason, at=now).on_conflict_do_nothing())
+    report.errors.append(f"enrollment {eid}: {reason[:200]}")
 
 
 class _Versions:

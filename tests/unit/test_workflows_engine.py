@@ -454,3 +454,33 @@ def test_trigger_condition_filters_who_enters(session):
     session.commit()
     run_due(session=session, now=T0 + timedelta(minutes=1))
     assert list(session.scalars(select(Enrollment.lead_id).where(Enrollment.workflow_id == wf))) == [ids[0]]
+
+
+def test_an_unexpected_error_in_one_enrollment_does_not_stall_the_others(session, monkeypatch):
+    from core.workflows import engine
+
+    ids = leads(session, 3)
+    wf = workflow(session, {"start": "t", "steps": {"t": {"type": "add_tag", "tag": "x", "next": "end"},
+                                                    "end": {"type": "end"}}})
+    enroll_leads(session=session, actor=SYSTEM, now=T0, workflow_id=wf, lead_ids=ids)
+    session.commit()
+    bad = ids[1]
+    real_tag = engine.HANDLERS["add_tag"]
+
+    def exploding(chunk, wf_id, step_id, step, eids, keys):  # noqa: ANN001, ANN202
+        outcomes, write = real_tag(chunk, wf_id, step_id, step, eids, keys)
+
+        def guarded(fresh: set[int]) -> None:
+            if any(chunk.enr[e]["lead_id"] == bad for e in fresh):
+                raise RuntimeError("disk on fire")
+            write(fresh)
+
+        return outcomes, guarded
+
+    monkeypatch.setitem(engine.HANDLERS, "add_tag", exploding)
+    report = run_due(session=session, now=T0)
+    assert report.completed == 2 and report.retrying == 1
+    row = session.scalars(select(Enrollment).where(Enrollment.lead_id == bad)
+                          .execution_options(populate_existing=True)).one()
+    assert row.status == "active" and "disk on fire" in row.last_error and row.attempts == 1
+    assert session.scalar(select(func.count()).select_from(LeadTag)) == 2
