@@ -370,12 +370,12 @@ def scheduler_panel() -> None:
         panel = scheduler_status(session=session, now=utcnow())
     cols = st.columns(4)
     cols[0].metric(tr("workflows.sched.leader"), panel["leader"] or tr("workflows.sched.no_leader"))
-    cols[1].metric(tr("workflows.sched.last_tick"), local_time(panel["last_tick"]) if panel["last_tick"] else "—")
+    cols[1].metric(tr("workflows.sched.last_tick"), local_time(panel["last_tick"])[5:] if panel["last_tick"] else "—")
     cols[2].metric(tr("workflows.sched.due"), panel["due_steps"])
     cols[3].metric(tr("workflows.sched.failed"), panel["failed_enrollments"] + panel["failed_messages"])
     st.caption(tr("workflows.sched.queue", waiting=panel["waiting"], queued=panel["queued_messages"]))
     if panel["jobs"]:
-        jobs = [{"job": j["job"], "started_at": local_time(j["started_at"]), "ok": "✓" if j["ok"] else "✗",
+        jobs = [{"job": tr(f"workflows.job.{j['job']}"), "started_at": local_time(j["started_at"]), "ok": "✓" if j["ok"] else "✗",
                  "error": j["error"] or ""} for j in panel["jobs"]]
         st.dataframe(for_display(pd.DataFrame(jobs)), hide_index=True, width="stretch",
                      key="wf_jobs")

@@ -24,4 +24,5 @@ def test_diagram_template_and_activation(page, app_server):
     # Tabs switch in the browser without a script run.
     page.get_by_role("tab", name="调度器").click()
     page.get_by_text("主调度进程").first.wait_for()
+    page.get_by_text("主调度进程").first.scroll_into_view_if_needed()
     screenshot(page, "workflows-02-activated")
