@@ -11,6 +11,7 @@ import streamlit as st
 
 from core.clock import utcnow
 from core.errors import LeadLoopError
+from core.i18n import has_key
 from core.scheduler import status as scheduler_status
 from core.workflows import (
     STEP_TYPES,
@@ -375,7 +376,8 @@ def scheduler_panel() -> None:
     cols[3].metric(tr("workflows.sched.failed"), panel["failed_enrollments"] + panel["failed_messages"])
     st.caption(tr("workflows.sched.queue", waiting=panel["waiting"], queued=panel["queued_messages"]))
     if panel["jobs"]:
-        jobs = [{"job": tr(f"workflows.job.{j['job']}"), "started_at": local_time(j["started_at"]), "ok": "✓" if j["ok"] else "✗",
+        jobs = [{"job": tr(f"workflows.job.{j['job']}") if has_key(f"workflows.job.{j['job']}") else j["job"],
+                 "started_at": local_time(j["started_at"]), "ok": "✓" if j["ok"] else "✗",
                  "error": j["error"] or ""} for j in panel["jobs"]]
         st.dataframe(for_display(pd.DataFrame(jobs)), hide_index=True, width="stretch",
                      key="wf_jobs")
