@@ -114,7 +114,7 @@ def test_email_steps_fill_merge_fields_add_the_footer_and_reach_smtp_once(sessio
     assert sorted(m["subject"] for m in received.messages) == ["客户0，您好", "客户1，您好", "客户2，您好"]
     body = received.messages[0]["body"]
     assert "给 公司" in body and "退订：" in body and "unsubscribe=" in body
-    assert received.messages[0]["headers"]["List-Unsubscribe"].startswith("<https://leadloop.example.cn/?unsubscribe=")
+    assert str(received.messages[0]["headers"]["List-Unsubscribe"]).strip().startswith("<https://leadloop.example.cn/?unsubscribe=")
     # Running again at the same time, or later, sends nothing more.
     tick(session, T0)
     tick(session, T0 + timedelta(hours=1))
