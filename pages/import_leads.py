@@ -76,7 +76,7 @@ file = state.get("import_file")
 
 
 def _clear_file() -> None:
-    for name in ("import_file", "import_mapping", "import_sheet", "import_busy"):
+    for name in ("import_file", "import_mapping", "import_sheet", "import_busy", "import_preview"):
         state.pop(name, None)
     state["import_upload_round"] = state.get("import_upload_round", 0) + 1
 
@@ -87,14 +87,21 @@ FIELD_LABELS: dict[str | None, str] = {None: tr("import.mapping_keep"), IGNORE: 
 
 
 if file:
-    try:
-        with db_session() as session:
-            shown = preview(session=session, actor=actor, data=file["data"], filename=file["name"],
-                            channel_id=int(channel_id), campaign_id=campaign_id, mapping=state.get("import_mapping"),
-                            sheet=state.get("import_sheet"), now=utcnow())
-    except LeadLoopError as error:
-        show_error(error)
-        shown = None
+    # A large file takes seconds to plan: the preview is kept until the file, channel, campaign, mapping or sheet
+    # changes, so unrelated reruns (the undo form, the language) do not plan it again.
+    wanted = (file["id"], int(channel_id), campaign_id, repr(state.get("import_mapping")), state.get("import_sheet"))
+    cached = state.get("import_preview")
+    shown = cached[1] if cached and cached[0] == wanted else None
+    if shown is None:
+        try:
+            with db_session() as session:
+                shown = preview(session=session, actor=actor, data=file["data"], filename=file["name"],
+                                channel_id=int(channel_id), campaign_id=campaign_id,
+                                mapping=state.get("import_mapping"), sheet=state.get("import_sheet"), now=utcnow())
+        except LeadLoopError as error:
+            show_error(error)
+        else:
+            state["import_preview"] = (wanted, shown)
     if shown is not None:
         if len(shown.sheets) > 1:
             sheet = st.selectbox(tr("import.sheet"), shown.sheets, index=shown.sheets.index(shown.sheet),

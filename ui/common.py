@@ -107,10 +107,15 @@ def run_action(func: Any, *args: Any, success: str | None = None, rerun: bool = 
 
 
 def show_flash() -> None:
-    """The success message of the action that caused this run, once."""
+    """The success message of the action that caused this run, once.
+
+    The slot is there on every run, message or not, so everything below keeps its place in the page: Streamlit
+    identifies elements by position, and a shifted ``st.tabs`` would jump back to its first tab.
+    """
+    slot = st.empty()
     message = st.session_state.pop("flash", None)
     if message:
-        st.success(message, icon=":material/check_circle:")
+        slot.success(message, icon=":material/check_circle:")
 
 
 def label(prefix: str, value: Any) -> str:

@@ -28,6 +28,7 @@ def render_score_explanation(session: Session, lead_id: int, *, key: str = "scor
     ledger["touchpoint"] = ledger["touchpoint"].map(lambda v: label("touchpoint", v))
     ledger["reason"] = ledger["reason"].map(lambda v: label("rules.reason", v))
     ledger["rule"] = ledger["rule"].fillna("—")
+    ledger["campaign"] = ledger["campaign"].fillna("—")
     ledger["points"] = ledger["points"].round(2)
     st.dataframe(
         for_display(ledger, values={"component": "rules.component", "kind": "rules.event_kind"},

@@ -173,13 +173,15 @@ def _existing_keys(session: Session) -> pd.DataFrame:
     result = session.connection().execute(
         select(Lead.id, Lead.phone, Lead.email, Lead.wechat_id).where(Lead.status != LeadStatus.MERGED)
     )
-    return pd.DataFrame(result.fetchall(), columns=["id", "phone", "email", "wechat_id"])
+    return pd.DataFrame([tuple(r) for r in result.fetchall()], columns=["id", "phone", "email", "wechat_id"],
+                        dtype=object)
 
 
 def _match(series: pd.Series, existing: pd.DataFrame, column: str) -> pd.Series:
     known = existing[["id", column]].dropna().sort_values("id").drop_duplicates(column)
-    lookup = dict(zip(known[column], known["id"], strict=True))
-    return series.map(lambda v: lookup.get(v) if v is not None else None).astype(object)
+    lookup = pd.Series(known["id"].to_numpy(dtype=object), index=known[column].to_numpy(dtype=object))
+    found = series.map(lookup)
+    return found.astype(object).where(found.notna(), None)
 
 
 def _codes(session: Session, codes: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:

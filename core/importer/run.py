@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 from core import audit
 from core.auth import Actor, require
@@ -30,14 +30,11 @@ from db.models import (
     Assignment,
     Campaign,
     Channel,
-    DuplicateCandidate,
     Enrollment,
-    GroupMember,
     ImportBatch,
     ImportRow,
     ImportStatus,
     Lead,
-    LeadTag,
     MergeRecord,
     Message,
     Opportunity,
@@ -151,13 +148,16 @@ def _plan(session: Session, table: RawTable, *, channel: Channel, campaign_id: i
 
 def _existing_rows(session: Session, ids: list[int]) -> pd.DataFrame:
     columns = ["id", *LEAD_FIELDS, "attributes", "owner_id", "is_customer", "name_key", "company_key", "search_text",
+               *_CHAIN_COLUMNS,
                "version", "updated_at"]
     rows: list[Any] = []
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
         rows += session.connection().execute(
             select(*[_LEAD.c[c] for c in columns]).where(_LEAD.c.id.in_(chunk))).fetchall()
-    return pd.DataFrame(rows, columns=columns).set_index("id", drop=False)
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=columns, dtype=object)
+    frame["id"] = frame["id"].astype("int64")
+    return frame.set_index("id", drop=False)
 
 
 def _empty(value: Any) -> bool:
@@ -215,7 +215,21 @@ def _bulk_insert(session: Session, table: Any, columns: dict[str, list[Any]]) ->
     for name in names:
         processor = table.c[name].type._cached_bind_processor(dialect)
         values = columns[name]
-        prepared.append([None if v is None else processor(v) for v in values] if processor else values)
+        if processor is not None:
+            # Batch columns repeat values (the batch id, the import time, the channel): process each once.
+            cache: dict[Any, Any] = {}
+
+            def process(value: Any, processor: Any = processor, cache: dict[Any, Any] = cache) -> Any:
+                if value is None:
+                    return None
+                if isinstance(value, (dict, list)):
+                    return processor(value)
+                if value not in cache:
+                    cache[value] = processor(value)
+                return cache[value]
+
+            values = [process(v) for v in values]
+        prepared.append(values)
     params = list(zip(*prepared, strict=True))
     quote = dialect.identifier_preparer.quote
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
@@ -283,8 +297,12 @@ def _step(progress: Progress | None, fraction: float, stage: str) -> None:
 
 
 def _column(frame: pd.DataFrame, name: str, convert: Callable[[Any], Any] | None = None) -> list[Any]:
-    values = frame[name].to_numpy(dtype=object)
-    return [_py(v) if convert is None or _py(v) is None else convert(v) for v in values]
+    """A column as plain Python values (missing → None), converted where given (ids and counts to int)."""
+    series = frame[name]
+    values = series.astype(object).where(series.notna(), None).tolist()
+    if convert is None:
+        return [_py(v) if v is not None and not isinstance(v, (str, dict, list)) else v for v in values]
+    return [None if v is None else convert(v) for v in values]
 
 
 def _insert_leads(session: Session, plan: Plan, *, batch_id: int, channel_id: int, now: datetime) -> dict[int, int]:
@@ -314,25 +332,30 @@ def _insert_leads(session: Session, plan: Plan, *, batch_id: int, channel_id: in
 
 
 _DERIVED = ("name_key", "company_key", "search_text")
+# Columns the post-write chain (rescore, MQL hand-off) may change on a matched lead inside the batch's transaction.
+_CHAIN_COLUMNS = ("fit_score", "engagement_score", "grade", "scored_at", "stage", "stage_changed_at")
 
 
 def _update_leads(session: Session, fills: list[dict[str, Any]], now: datetime) -> dict[int, dict[str, Any]]:
     """Fill empty fields of matched leads (never overwrite, never with an empty value); returns, per group, the
     ``before`` snapshot that undo restores."""
+    # Every matched lead keeps what the chain may change, so undo can put scores and stage back.
+    snapshots: dict[int, dict[str, Any]] = {
+        f["group"]: {"_chain": {name: _jsonable(f["old"][name]) for name in _CHAIN_COLUMNS},
+                     "_owner_id": _jsonable(f["old"]["owner_id"])} for f in fills}
     changed = [f for f in fills if f["changes"] or f["added_attributes"]]
     if not changed:
-        return {}
-    merged = []
-    for f in changed:
-        old = f["old"]
-        values = {name: (f["changes"].get(name, old[name])) for name in ("name", "phone", "email", "company",
-                                                                          "wechat_id")}
-        merged.append(values)
-    keys = lead_keys(pd.DataFrame(merged))
-    snapshots: dict[int, dict[str, Any]] = {}
+        return snapshots
+    # The derived keys depend on name, phone, email, company and WeChat id only: recomputed where one changed.
+    key_fields = ("name", "phone", "email", "company", "wechat_id")
+    rekey = [f for f in changed if any(name in f["changes"] for name in key_fields)]
+    merged = [{name: f["changes"].get(name, f["old"][name]) for name in key_fields} for f in rekey]
+    computed = lead_keys(pd.DataFrame(merged, columns=list(key_fields))).to_dict("records") if merged else []
+    new_keys = {id(f): k for f, k in zip(rekey, computed, strict=True)}
+    keys = [new_keys.get(id(f), {name: f["old"][name] for name in _DERIVED}) for f in changed]
     params = []
     settable = [*LEAD_FIELDS, "attributes", *_DERIVED]
-    for f, key_row in zip(changed, keys.to_dict("records"), strict=True):
+    for f, key_row in zip(changed, keys, strict=True):
         old = f["old"]
         new_values = {name: old[name] for name in settable}
         new_values.update(f["changes"])
@@ -346,7 +369,7 @@ def _update_leads(session: Session, fills: list[dict[str, Any]], now: datetime) 
         after = {name: _jsonable(new_values[name]) for name in before}
         before["_after"] = after
         before["_updated_at"] = _jsonable(old["updated_at"])
-        snapshots[f["group"]] = before
+        snapshots[f["group"]].update(before)
         params.append({"b_id": f["lead_id"], **{f"v_{n}": _py(new_values[n]) for n in settable}})
     statement = (update(_LEAD).where(_LEAD.c.id == bindparam("b_id"))
                  .values({**{n: bindparam(f"v_{n}") for n in settable}, "updated_at": now,
@@ -544,14 +567,22 @@ def undo_blockers(*, session: Session, batch_id: int) -> list[dict[str, Any]]:
           .where(ImportRow.lead_id.in_(c), ImportRow.batch_id > batch_id,
                  ImportBatch.status == ImportStatus.COMMITTED, ImportRow.outcome.in_(("updated", "duplicate"))),
           both)
-    count("owner", lambda c: select(Lead.id).where(Lead.id.in_(c), Lead.owner_id.is_not(None)), created)
-    count("stage", lambda c: select(Lead.id).where(Lead.id.in_(c), Lead.stage != Stage.NEW), created)
-    count("assignment", lambda c: select(Assignment.lead_id).where(Assignment.lead_id.in_(c)), created)
+    # What the post-write chain did inside the batch's own transaction (scores, an MQL hand-off at the import's
+    # time) goes with the batch; what happened after it is later work and blocks.
+    at = batch.created_at
+    handed_off = select(Assignment.lead_id).where(Assignment.assigned_at <= at)
+    count("owner", lambda c: select(Lead.id).where(Lead.id.in_(c), Lead.owner_id.is_not(None),
+                                                   Lead.id.not_in(handed_off)), created)
+    count("stage", lambda c: select(StageChange.lead_id).where(StageChange.lead_id.in_(c), StageChange.at > at),
+          created)
+    count("assignment", lambda c: select(Assignment.lead_id).where(
+        Assignment.lead_id.in_(c), (Assignment.assigned_at > at) | Assignment.decided_at.is_not(None)), created)
     count("opportunity", lambda c: select(Opportunity.lead_id).where(Opportunity.lead_id.in_(c)), created)
     count("merge", lambda c: select(MergeRecord.merged_id).where(
         (MergeRecord.merged_id.in_(c) | MergeRecord.survivor_id.in_(c)), MergeRecord.undone_at.is_(None)), created)
     count("workflow", lambda c: select(Enrollment.lead_id).where(Enrollment.lead_id.in_(c)), created)
-    count("message", lambda c: select(Message.lead_id).where(Message.lead_id.in_(c)), created)
+    count("message", lambda c: select(Message.lead_id).where(Message.lead_id.in_(c), Message.created_at > at),
+          created)
     count("other_touchpoints", lambda c: select(Touchpoint.lead_id).where(
         Touchpoint.lead_id.in_(c), (Touchpoint.import_batch_id != batch_id) | Touchpoint.import_batch_id.is_(None)),
         created)
@@ -571,6 +602,29 @@ def undo_blockers(*, session: Session, batch_id: int) -> list[dict[str, Any]]:
     if edited:
         blockers.append({"reason": "edited_later", "count": len(set(edited)), "lead_ids": sorted(set(edited))[:20]})
     return blockers
+
+
+def _time(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _same_time(value: datetime, other: datetime) -> bool:
+    """Equal instants, whether the driver returns aware or naive UTC."""
+    from core.clock import ensure_utc
+
+    first = value if value.tzinfo else value.replace(tzinfo=UTC)
+    second = other if other.tzinfo else other.replace(tzinfo=UTC)
+    return ensure_utc(first) == ensure_utc(second)
+
+
+def _lead_references() -> list[tuple[Any, str, bool]]:
+    """(table, column, nullable) of every foreign key to lead, children first, so deletes respect the order."""
+    found = []
+    for table in reversed(SQLModel.metadata.sorted_tables):
+        for fk in table.foreign_keys:
+            if fk.column.table.name == "lead":
+                found.append((table, fk.parent.name, bool(fk.parent.nullable)))
+    return found
 
 
 def undo_batch(*, session: Session, actor: Actor, batch_id: int, now: datetime) -> dict[str, int]:
@@ -603,25 +657,45 @@ def undo_batch(*, session: Session, actor: Actor, batch_id: int, now: datetime) 
         ImportRow.batch_id == batch_id, ImportRow.outcome == "updated", ImportRow.before.is_not(None),
         ImportRow.lead_id.is_not(None))).all()
     restored = 0
+    at = batch.created_at
+    matched_ids = [int(r.lead_id) for r in restores]
     for lead_id, before in restores:
         values = {k: v for k, v in (before or {}).items() if not k.startswith("_")}
+        chain = (before or {}).get("_chain")
+        current = session.execute(select(Lead.scored_at, Lead.stage_changed_at).where(Lead.id == lead_id)).one()
+        # Scores and stage go back when the batch's own chain set them (their time is the batch's time).
+        if chain and current.scored_at is not None and _same_time(current.scored_at, at):
+            values.update({name: chain[name] for name in ("fit_score", "engagement_score", "grade")})
+            values["scored_at"] = _time(chain["scored_at"])
+        if chain and current.stage_changed_at is not None and _same_time(current.stage_changed_at, at):
+            values.update(stage=chain["stage"], stage_changed_at=_time(chain["stage_changed_at"]),
+                          owner_id=before.get("_owner_id"))
         if not values:
             continue
         if before.get("_updated_at"):
-            values["updated_at"] = datetime.fromisoformat(before["_updated_at"])
+            values["updated_at"] = _time(before["_updated_at"])
         session.execute(update(_LEAD).where(_LEAD.c.id == lead_id).values(**values, version=_LEAD.c.version + 1))
         restored += 1
+    # The ledger rows, stage changes and hand-offs the batch's chain wrote for those leads.
+    for start in range(0, len(matched_ids), _CHUNK):
+        chunk = matched_ids[start:start + _CHUNK]
+        session.execute(delete(ScoreEvent).where(ScoreEvent.lead_id.in_(chunk), ScoreEvent.created_at == at))
+        session.execute(delete(StageChange).where(StageChange.lead_id.in_(chunk), StageChange.at == at))
+        session.execute(delete(Assignment).where(Assignment.lead_id.in_(chunk), Assignment.assigned_at == at,
+                                                 Assignment.decided_at.is_(None)))
     # Remove the leads it created, with the rows derived from them.
     accounts = {int(a) for a in session.scalars(select(Lead.account_id).where(
         Lead.import_batch_id == batch_id, Lead.account_id.is_not(None)))}
     for start in range(0, len(created), _CHUNK):
         chunk = created[start:start + _CHUNK]
         session.execute(update(ImportRow).where(ImportRow.lead_id.in_(chunk)).values(lead_id=None))
-        for model in (ScoreEvent, LeadTag, GroupMember, StageChange):
-            session.execute(delete(model).where(model.lead_id.in_(chunk)))  # type: ignore[attr-defined]
-        session.execute(delete(DuplicateCandidate).where(DuplicateCandidate.left_id.in_(chunk)
-                                                         | DuplicateCandidate.right_id.in_(chunk)))
-        session.execute(update(_LEAD).where(_LEAD.c.followup_lead_id.in_(chunk)).values(followup_lead_id=None))
+        # Every row that points at these leads: history keeps its row with the lead emptied, derived rows go.
+        for table, column, nullable in _lead_references():
+            condition = table.c[column].in_(chunk)
+            if table.name == "importrow" or (nullable and table.name not in ("leadtag", "groupmember")):
+                session.execute(update(table).where(condition).values({column: None}))
+            else:
+                session.execute(delete(table).where(condition))
         session.execute(delete(_LEAD).where(_LEAD.c.id.in_(chunk)))
     # Accounts the batch brought into being and that now have no one left.
     if accounts:
@@ -632,10 +706,15 @@ def undo_batch(*, session: Session, actor: Actor, batch_id: int, now: datetime) 
         if empty:
             session.execute(delete(Account).where(Account.id.in_(empty), Account.created_at >= batch.created_at,
                                                   Account.owner_id.is_(None), Account.is_target.is_(False)))
-    if restores:
-        from core.accounts import assign_accounts
+    from core.accounts import assign_accounts, refresh_accounts
 
+    if restores:
         assign_accounts(session=session, lead_ids=[int(r.lead_id) for r in restores], now=now)
+    # Accounts that keep other contacts: their figures no longer count the removed leads.
+    kept = sorted({int(a) for a in session.scalars(select(Account.id).where(Account.id.in_(sorted(accounts))))}) \
+        if accounts else []
+    if kept:
+        refresh_accounts(session=session, now=now, account_ids=kept)
     result = {"removed_leads": len(created), "restored_leads": restored, "removed_touchpoints": int(removed_touches)}
     audit.record(session, actor_id=actor.id or None, action="import.undo", entity="importbatch", entity_id=batch_id,
                  detail=result, now=now)

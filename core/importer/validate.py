@@ -43,12 +43,16 @@ def fake_phone(phones: pd.Series) -> pd.Series:
 
 
 def email_parts(emails: pd.Series) -> tuple[pd.Series, pd.Series]:
-    text = emails.astype(object).where(emails.notna(), None)
-    parts = text.dropna().astype(str).str.rsplit("@", n=1)
-    local = pd.Series(None, index=emails.index, dtype=object)
-    domain = pd.Series(None, index=emails.index, dtype=object)
-    local[parts.index] = parts.str[0].to_numpy()
-    domain[parts.index] = parts.str[1].to_numpy()
+    """Local part and domain of each email (None where there is none); each distinct address split once."""
+    values = emails.to_numpy(dtype=object, na_value=None)
+    split: dict[str, tuple[str | None, str | None]] = {}
+    for value in pd.unique(values[~pd.isna(values)]):
+        text = str(value)
+        local, at, domain = text.rpartition("@")
+        split[value] = (local, domain) if at else (None, None)
+    pairs = [split.get(v, (None, None)) if v is not None else (None, None) for v in values]
+    local = pd.Series([p[0] for p in pairs], index=emails.index, dtype=object)
+    domain = pd.Series([p[1] for p in pairs], index=emails.index, dtype=object)
     return local, domain
 
 

@@ -65,19 +65,20 @@ def _compare_text(op: str, left: str, right: Any) -> bool:
 # ---------------------------------------------------------------------------------------------------------------
 # SQL
 # ---------------------------------------------------------------------------------------------------------------
-def to_sql(ast: dict[str, Any], *, now: datetime) -> ColumnElement[bool]:
+def to_sql(ast: dict[str, Any], *, now: datetime, per_lead: bool = False) -> ColumnElement[bool]:
     """The AST as one boolean SQLAlchemy expression over ``Lead`` (and ``Touchpoint`` for engagement rules);
-    every literal is a bound parameter."""
-    return _sql(ast, _aware(now))
+    every literal is a bound parameter. ``per_lead``: behaviour counts as correlated lookups (fast for a few
+    leads) instead of one grouped pass over the touchpoints (fast for all of them)."""
+    return _sql(ast, _aware(now), per_lead)
 
 
-def _sql(node: dict[str, Any], now: datetime) -> ColumnElement[bool]:
+def _sql(node: dict[str, Any], now: datetime, per_lead: bool = False) -> ColumnElement[bool]:
     if "and" in node:
-        return and_(*[_sql(child, now) for child in node["and"]])
+        return and_(*[_sql(child, now, per_lead) for child in node["and"]])
     if "or" in node:
-        return or_(*[_sql(child, now) for child in node["or"]])
+        return or_(*[_sql(child, now, per_lead) for child in node["or"]])
     if "not" in node:
-        return not_(_sql(node["not"], now))
+        return not_(_sql(node["not"], now, per_lead))
     if "fn" in node:
         name = node["args"][0].lower()
         if node["fn"] == "has_tag":
@@ -88,9 +89,9 @@ def _sql(node: dict[str, Any], now: datetime) -> ColumnElement[bool]:
         return Lead.id.in_(ids)
     op, left, right = node["cmp"], node["left"], node["right"]
     if op == "!=":
-        return not_(_sql({**node, "cmp": "="}, now))
+        return not_(_sql({**node, "cmp": "="}, now, per_lead))
     if "fn" in left:
-        return _count_sql(op, left["args"], right, now)
+        return _count_sql(op, left["args"], right, now, per_lead)
     spec = FIELDS[left["field"]]
     if spec.source == "days":
         return _days_sql(op, getattr(Lead, spec.column), right, now)
@@ -163,7 +164,7 @@ def _days_sql(op: str, column: Any, value: Any, now: datetime) -> ColumnElement[
     return false()
 
 
-def _count_sql(op: str, args: list[Any], value: Any, now: datetime) -> ColumnElement[bool]:
+def _count_sql(op: str, args: list[Any], value: Any, now: datetime, per_lead: bool = False) -> ColumnElement[bool]:
     """``count(kind, Nd) op v`` as a grouped subquery over the touchpoints (one pass, no per-lead query): leads
     with no touchpoints of that kind have count 0, whose truth is known here."""
     kind, days = args
@@ -172,6 +173,9 @@ def _count_sql(op: str, args: list[Any], value: Any, now: datetime) -> ColumnEle
         grouped = grouped.where(Touchpoint.kind == kind)
     if days is not None:
         grouped = grouped.where(Touchpoint.occurred_at >= now - days * DAY)
+    if per_lead:
+        counted_here = grouped.with_only_columns(func.count()).where(Touchpoint.lead_id == Lead.id).scalar_subquery()
+        return counted_here.in_(list(value)) if op == "in" else _number_op(op, counted_here, value)
     counted = func.count()
     holds = counted.in_(list(value)) if op == "in" else _number_op(op, counted, value)
     if _compare_number(op, 0, value):

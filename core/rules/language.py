@@ -114,7 +114,7 @@ KIND_ALIASES = {"any": "*", "全部": "*", "任意": "*"}
 
 def suggest(word: str, choices: list[str]) -> str | None:
     """The closest known name to a misspelt one (or None when nothing is close)."""
-    found = process.extractOne(word.lower(), choices, scorer=fuzz.WRatio, score_cutoff=70)
+    found = process.extractOne(word.lower(), choices, scorer=fuzz.ratio, score_cutoff=60)
     return found[0] if found else None
 
 

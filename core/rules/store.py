@@ -61,11 +61,12 @@ def rule_ast(rule: Rule) -> dict[str, Any] | None:
     return parse(rule.text, context=context_of(rule.kind))
 
 
-def lead_condition(rule: str | dict[str, Any], *, now: datetime, context: str = "lead") -> ColumnElement[bool]:
+def lead_condition(rule: str | dict[str, Any], *, now: datetime, context: str = "lead",
+                   per_lead: bool = False) -> ColumnElement[bool]:
     """A rule (text or AST) as a condition on ``Lead``; a touchpoint condition holds when any of the lead's
     touchpoints satisfies it."""
     ast = parse(rule, context=context) if isinstance(rule, str) else rule
-    condition = to_sql(ast, now=now)
+    condition = to_sql(ast, now=now, per_lead=per_lead)
     if uses_touchpoint(ast):
         return exists(select(Touchpoint.id).where(Touchpoint.lead_id == Lead.id, Touchpoint.occurred_at <= now,
                                                   condition))

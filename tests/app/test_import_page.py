@@ -60,7 +60,7 @@ def test_upload_preview_confirm_and_undo(database) -> None:
     assert not at.error, [e.value for e in at.error]
     assert metric(at, "New leads") == "2"
     assert metric(at, "Duplicates in the file") == "1"
-    assert metric(at, "Invalid (kept with reason)") == "1"
+    assert metric(at, "Invalid (kept)") == "1"
     assert any("header on line 2" in c.value for c in at.caption)
     # Mapping selectboxes, one per column, prefilled by synonyms.
     assert at.selectbox(key="import_map_1").value == "phone"

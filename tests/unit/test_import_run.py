@@ -200,6 +200,8 @@ def test_undo_restores_exactly(session, channel, marketer) -> None:
     after = lead_rows(session)
     for row in before + after:
         row.pop("account_id", None)  # accounts are rebuilt from the restored fields
+    for old, new in zip(before, after, strict=True):
+        assert {k: (v, new[k]) for k, v in old.items() if new[k] != v} == {}
     assert after == before
     assert count(session, Touchpoint) == 0
     assert session.get(ImportBatch, summary.batch_id).status == ImportStatus.UNDONE
@@ -300,3 +302,28 @@ def test_summary_is_json_serialisable(session, channel, marketer) -> None:
                          channel_id=channel.id, now=NOW)
     data = json.loads(json.dumps(summary.as_dict()))
     assert {"inserted", "updated", "duplicates_in_file", "invalid", "touchpoints", "batch_id"} <= set(data)
+
+
+def test_undo_puts_back_what_the_batchs_own_chain_did(session, channel, marketer) -> None:
+    from core.rules.store import save_rule
+    from db.models import StageChange
+
+    save_rule(session=session, actor=marketer, rule_id=None, name="MQL", kind="mql", text='title = "市场总监"',
+              now=NOW - timedelta(days=1))
+    session.add(Lead(name="张伟", phone="+8613912345671", created_at=NOW - timedelta(days=9)))
+    session.commit()
+    before = lead_rows(session)
+    summary = run_import(session=session, actor=marketer, data=files.utf8_bom(), filename="a.csv",
+                         channel_id=channel.id, now=NOW)
+    session.commit()
+    stages = dict(session.execute(select(Lead.name, Lead.stage)).all())
+    assert stages["张伟"] == "mql"  # the title the batch filled crossed the MQL line
+    assert session.scalar(select(func.count()).select_from(StageChange)) >= 1
+    undo_batch(session=session, actor=marketer, batch_id=summary.batch_id, now=NOW + timedelta(hours=1))
+    session.commit()
+    after = lead_rows(session)
+    for row in before + after:
+        row.pop("account_id", None)
+    for old, new in zip(before, after, strict=True):
+        assert {k: (v, new[k]) for k, v in old.items() if new[k] != v} == {}
+    assert session.scalar(select(func.count()).select_from(StageChange)) == 0

@@ -125,6 +125,9 @@ def test_sql_and_python_agree(session, rule, population) -> None:  # noqa: ANN00
     try:
         ids = _insert(session, population)
         in_sql = set(session.scalars(select(Lead.id).where(to_sql(rule, now=NOW), Lead.id.in_(ids))))
+        per_lead = set(session.scalars(select(Lead.id).where(to_sql(rule, now=NOW, per_lead=True),
+                                                             Lead.id.in_(ids))))
+        assert per_lead == in_sql, rule
         facts = lead_facts(session=session, lead_ids=ids, now=NOW)
         test = predicate(rule, now=NOW)
         in_python = {lead_id for lead_id in ids if test(facts[lead_id])}
