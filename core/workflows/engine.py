@@ -63,7 +63,7 @@ from db.models import (
     WorkflowVersion,
 )
 
-CHUNK = 2000
+CHUNK = 5000
 # A claimed enrollment whose worker vanished (killed mid-tick) may be claimed again after this long.
 CLAIM_LEASE = timedelta(minutes=2)
 MAX_ATTEMPTS = 4
