@@ -29,8 +29,12 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
-    """UTF-8 with BOM, so Excel on Chinese Windows opens Chinese text correctly."""
-    return safe_frame(frame).to_csv(index=False).encode("utf-8-sig")
+    """UTF-8 with BOM, so Excel on Chinese Windows opens Chinese text correctly.
+
+    Rows end in CRLF, as Excel writes them; the csv writer then quotes any cell holding a lone carriage return,
+    which with a bare LF ending would have split the row in two.
+    """
+    return safe_frame(frame).to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")
 
 
 def to_xlsx_bytes(frame: pd.DataFrame, sheet_name: str = "LeadLoop") -> bytes:

@@ -1,6 +1,7 @@
 """The heartbeat: APScheduler 3.x runs a few jobs; the work and its state live in the database.
 
-- ``JOBS`` lists the heartbeat jobs (workflow tick, SLA check, score decay, nightly dedup, account refresh); one
+- ``JOBS`` lists the heartbeat jobs (workflow tick, SLA check, score decay + rescore, nightly dedup, account
+  refresh); one
   more job is one more line there.
 - A lease row (``SchedulerLease`` "scheduler": holder, expires_at) makes one process the leader: every job run
   first renews or takes the lease with one conditional UPDATE, and only the holder runs jobs. A leader that dies
@@ -53,6 +54,7 @@ log = logging.getLogger("leadloop.scheduler")
 LEASE_NAME = "scheduler"
 LEASE = timedelta(seconds=90)
 HEARTBEAT_SECONDS = 20
+DELIVERY_ROUNDS = 100
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -63,9 +65,15 @@ def _workflow_tick(session: Session, now: datetime) -> dict[str, Any]:
     from core.workflows import run_due
 
     report = run_due(session=session, now=now)
-    delivery = deliver_due(session=session, now=now)
-    return {**report.summary(), "delivered": delivery.sent, "delivery_retrying": delivery.retrying,
-            "delivery_failed": delivery.failed}
+    sent = retrying = failed = 0
+    # The outbox hands out 1,000 messages per claim; keep going until the due ones are out (bounded, so one
+    # tick never runs forever while new messages keep arriving).
+    for _ in range(DELIVERY_ROUNDS):
+        delivery = deliver_due(session=session, now=now)
+        sent, retrying, failed = sent + delivery.sent, retrying + delivery.retrying, failed + delivery.failed
+        if not delivery.claimed:
+            break
+    return {**report.summary(), "delivered": sent, "delivery_retrying": retrying, "delivery_failed": failed}
 
 
 def _sla_check(session: Session, now: datetime) -> dict[str, Any]:
@@ -76,10 +84,14 @@ def _sla_check(session: Session, now: datetime) -> dict[str, Any]:
 
 
 def _score_decay(session: Session, now: datetime) -> dict[str, Any]:
-    from core import scoring  # type: ignore[attr-defined]
+    from core.pipeline import score_and_promote
+    from core.scoring import apply_decay
 
-    result = scoring.apply_decay(session=session, now=now)
-    return result if isinstance(result, dict) else {"result": str(result)}
+    # Decay, then the full rescore: time-window rules ("3 visits in 30 days") change with time alone, and leads
+    # that crossed the MQL line go to sales (the same path as ``python -m core score --decay``).
+    decayed = apply_decay(session=session, now=now)
+    report, promotion = score_and_promote(session=session, now=now, lead_ids=None)
+    return {**report.summary(), "decay_applied": decayed, "promoted": len(promotion.promoted)}
 
 
 def _dedup_scan(session: Session, now: datetime) -> dict[str, Any]:
@@ -94,14 +106,6 @@ def _accounts(session: Session, now: datetime) -> dict[str, Any]:
     return {"accounts": refresh_accounts(session=session, now=now)}
 
 
-def _has_scoring() -> bool:
-    try:
-        from core import scoring  # type: ignore[attr-defined]  # noqa: F401
-    except ImportError:
-        return False
-    return hasattr(scoring, "apply_decay")
-
-
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -113,7 +117,7 @@ class Job:
 JOBS: list[Job] = [
     Job("workflow_tick", _workflow_tick, 60),
     Job("sla_check", _sla_check, 300),
-    Job("score_decay", _score_decay, 3600, _has_scoring),
+    Job("score_decay", _score_decay, 3600),
     Job("accounts_refresh", _accounts, 3600),
     Job("dedup_scan", _dedup_scan, 86400),
 ]

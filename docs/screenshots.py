@@ -62,7 +62,7 @@ def main() -> int:
         with engine.begin() as connection:  # the English shots are taken as the admin, who reads English
             connection.execute(update(User).where(User.username == "admin").values(language="en"))
         engine.dispose()
-        process, base = start_app_server(url)
+        process, base = start_app_server(url, scheduler=True)
         try:
             with sync_playwright() as playwright:
                 browser = launch_chromium(playwright)

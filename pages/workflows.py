@@ -11,6 +11,7 @@ import streamlit as st
 
 from core.clock import utcnow
 from core.errors import LeadLoopError
+from core.i18n import has_key
 from core.scheduler import status as scheduler_status
 from core.workflows import (
     STEP_TYPES,
@@ -31,12 +32,22 @@ from core.workflows import (
     validate_definition,
     validate_trigger,
 )
-from core.workflows.definition import CHECK_KINDS, EXITS, GRADES, REENTRY, to_dot, with_step, without_step
+from core.workflows.definition import (
+    CHECK_KINDS,
+    EXITS,
+    GRADES,
+    REENTRY,
+    problem_text,
+    to_dot,
+    with_step,
+    without_step,
+)
 from db.models import Stage, TouchpointKind
 from ui.common import (
     db_session,
     for_display,
     label,
+    lang,
     local_time,
     require_permission,
     run_action,
@@ -82,7 +93,7 @@ def show_problems(problems: list[Any]) -> None:
     if not problems:
         st.success(tr("workflows.valid"), icon=":material/check_circle:")
         return
-    lines = [f"- **{p.step or tr('workflows.whole')}**: {tr(p.key, **p.params)}" for p in problems]
+    lines = [f"- **{p.step or tr('workflows.whole')}**: {problem_text(p, lang())}" for p in problems]
     st.warning(tr("workflows.invalid", count=len(problems)) + "\n\n" + "\n".join(lines))
 
 
@@ -360,12 +371,13 @@ def scheduler_panel() -> None:
         panel = scheduler_status(session=session, now=utcnow())
     cols = st.columns(4)
     cols[0].metric(tr("workflows.sched.leader"), panel["leader"] or tr("workflows.sched.no_leader"))
-    cols[1].metric(tr("workflows.sched.last_tick"), local_time(panel["last_tick"]) if panel["last_tick"] else "—")
+    cols[1].metric(tr("workflows.sched.last_tick"), local_time(panel["last_tick"])[5:] if panel["last_tick"] else "—")
     cols[2].metric(tr("workflows.sched.due"), panel["due_steps"])
     cols[3].metric(tr("workflows.sched.failed"), panel["failed_enrollments"] + panel["failed_messages"])
     st.caption(tr("workflows.sched.queue", waiting=panel["waiting"], queued=panel["queued_messages"]))
     if panel["jobs"]:
-        jobs = [{"job": j["job"], "started_at": local_time(j["started_at"]), "ok": "✓" if j["ok"] else "✗",
+        jobs = [{"job": tr(f"workflows.job.{j['job']}") if has_key(f"workflows.job.{j['job']}") else j["job"],
+                 "started_at": local_time(j["started_at"]), "ok": "✓" if j["ok"] else "✗",
                  "error": j["error"] or ""} for j in panel["jobs"]]
         st.dataframe(for_display(pd.DataFrame(jobs)), hide_index=True, width="stretch",
                      key="wf_jobs")

@@ -74,10 +74,7 @@ def matching(session: Session, check: dict[str, Any], frame: pd.DataFrame, *, no
 
 
 def rule_matches(session: Session, rule: str, lead_ids: list[int], *, now: datetime) -> set[int]:
-    """Leads among ``lead_ids`` matching a rule-language condition (``core.rules``, one SQL statement)."""
-    from core import rules
+    """Leads among ``lead_ids`` matching a rule-language condition (``core.rules``, one SQL statement per 5,000)."""
+    from core.rules import matching_lead_ids
 
-    matcher = getattr(rules, "matching_lead_ids", None)
-    if matcher is None:
-        raise RuleError("The rule language is not available.", key="workflows.rules_unavailable")
-    return {int(i) for i in matcher(rule, session=session, now=now, lead_ids=lead_ids)}
+    return {int(i) for i in matching_lead_ids(rule, session=session, now=now, lead_ids=lead_ids)}

@@ -63,6 +63,15 @@ class Problem:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+def problem_text(problem: Problem, lang: str) -> str:
+    """One problem in ``lang`` (a rule error inside it is translated too)."""
+    from core.errors import LeadLoopError
+    from core.i18n import t
+
+    params = {k: v.localized(lang) if isinstance(v, LeadLoopError) else v for k, v in problem.params.items()}
+    return t(problem.key, lang, **params)
+
+
 class WorkflowInvalid(ValidationError):
     """A definition that may not run; ``problems`` lists every issue with its step id."""
 
@@ -77,7 +86,7 @@ class WorkflowInvalid(ValidationError):
 
         lines = [t("workflows.invalid", lang, count=len(self.problems))]
         for problem in self.problems:
-            text = t(problem.key, lang, **problem.params)
+            text = problem_text(problem, lang)
             lines.append(f"- {problem.step}: {text}" if problem.step else f"- {text}")
         return "\n".join(lines)
 
@@ -95,14 +104,13 @@ def validate_check(check: Any, step: str, problems: list[Problem]) -> None:
     if needed and not str(check.get(needed) or "").strip():
         problems.append(Problem(step, "workflows.problem.missing", {"param": needed}))
     if kind == "rule" and str(check.get("rule") or "").strip():
-        try:
-            from core import rules
+        from core.errors import LeadLoopError
+        from core.rules import parse
 
-            parse = getattr(rules, "parse", None)
-            if parse is not None:
-                parse(check["rule"])
-        except ValidationError as error:
-            problems.append(Problem(step, "workflows.problem.rule", {"error": str(error)}))
+        try:
+            parse(str(check["rule"]))
+        except LeadLoopError as error:
+            problems.append(Problem(step, "workflows.problem.rule", {"error": error}))
 
 
 def _validate_step(step_id: str, step: Any, steps: dict[str, Any], problems: list[Problem]) -> None:
@@ -288,8 +296,10 @@ def without_step(definition: dict[str, Any], step_id: str) -> dict[str, Any]:
     return out
 
 
-def _dot_text(value: Any) -> str:
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")[:40]
+def _dot_text(value: Any, limit: int = 40) -> str:
+    text = str(value).replace("\n", " ")
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def to_dot(definition: dict[str, Any], labels: dict[str, str] | None = None,
@@ -310,7 +320,7 @@ def to_dot(definition: dict[str, Any], labels: dict[str, str] | None = None,
             or step.get("stage") or ""
         if kind == "wait":
             detail = f"{step.get('days') or 0}d {step.get('hours') or 0}h {step.get('minutes') or 0}m"
-        text = "\\n".join(part for part in (_dot_text(step_id), _dot_text(labels.get(kind, kind)), _dot_text(detail),
+        text = "\\n".join(part for part in (_dot_text(step_id), _dot_text(labels.get(kind, kind)), _dot_text(detail, 22),
                                             _dot_text((counts or {}).get(step_id, ""))) if part)
         border = ', penwidth=2, color="#1f77b4"' if step_id == definition.get("start") else ""
         lines.append(f'  "{_dot_text(step_id)}" [label="{text}", shape={shape}, fillcolor="{fill}"{border}];')

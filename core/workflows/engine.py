@@ -25,7 +25,6 @@ Failures (a routing error, a merge field that cannot be filled, a rule that cann
 from __future__ import annotations
 
 import hashlib
-import string
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -64,7 +63,7 @@ from db.models import (
     WorkflowVersion,
 )
 
-CHUNK = 2000
+CHUNK = 5000
 # A claimed enrollment whose worker vanished (killed mid-tick) may be claimed again after this long.
 CLAIM_LEASE = timedelta(minutes=2)
 MAX_ATTEMPTS = 4
@@ -176,9 +175,51 @@ def run_due(*, session: Session, now: datetime, limit: int = 50_000, holder: str
         if not ids:
             break
         report.claimed += len(ids)
-        _Chunk(session, now, versions, report).run(ids)
-        session.commit()
+        try:
+            _run_chunk(session, now, versions, report, ids)
+        except Exception:  # noqa: BLE001 - one bad enrollment must not stall the others: go one by one
+            session.rollback()
+            for eid in ids:
+                try:
+                    _run_chunk(session, now, versions, report, [eid])
+                except Exception as error:  # noqa: BLE001 - recorded on the enrollment, retried with backoff
+                    session.rollback()
+                    _crashed(session, eid, now, error, report)
+                    session.commit()
     return report
+
+
+def _run_chunk(session: Session, now: datetime, versions: _Versions, report: TickReport, ids: list[int]) -> None:
+    """Run and commit one chunk; its counts join ``report`` only once it committed."""
+    partial = TickReport()
+    _Chunk(session, now, versions, partial).run(ids)
+    session.commit()
+    for name in ("steps", "messages", "waiting", "completed", "exited", "retrying", "failed"):
+        setattr(report, name, getattr(report, name) + getattr(partial, name))
+    report.errors.extend(partial.errors)
+
+
+def _crashed(session: Session, eid: int, now: datetime, error: BaseException, report: TickReport) -> None:
+    """An enrollment whose step raised something unexpected: back off like a failed step, fail after the last try."""
+    row = session.execute(select(Enrollment.attempts, Enrollment.current_step).where(Enrollment.id == eid)).one()
+    attempts = int(row.attempts) + 1
+    reason = (error.localized("en") if isinstance(error, LeadLoopError) else f"{type(error).__name__}: {error}")[:500]
+    give_up = attempts >= MAX_ATTEMPTS
+    values: dict[str, Any] = {"attempts": attempts, "last_error": reason, "claimed_by": None, "claimed_at": None}
+    if give_up:
+        values.update(status=EnrollmentStatus.FAILED, next_run_at=None, finished_at=now)
+        report.failed += 1
+    else:
+        values.update(status=EnrollmentStatus.ACTIVE,
+                      next_run_at=now + timedelta(minutes=BACKOFF_MINUTES[min(attempts, len(BACKOFF_MINUTES)) - 1]))
+        report.retrying += 1
+    session.execute(update(Enrollment).where(Enrollment.id == eid, Enrollment.status == EnrollmentStatus.RUNNING)
+                    .values(**values).execution_options(synchronize_session=False))
+    session.execute(_insert(session)(StepRun.__table__).values(
+        enrollment_id=eid, step_id=row.current_step or "start", step_type="error",
+        status="failed" if give_up else "retry", idempotency_key=f"wf:{eid}:error:{int(now.timestamp())}:{attempts}",
+        result={"attempt": attempts}, error=reason, at=now).on_conflict_do_nothing())
+    report.errors.append(f"enrollment {eid}: {reason[:200]}")
 
 
 class _Versions:
@@ -227,6 +268,7 @@ class _Chunk:
         self.versions.load({(int(r.workflow_id), int(r.workflow_version)) for r in rows})
         self.leads = self._leads(sorted({int(r.lead_id) for r in rows}))
         pending: dict[int, str] = {}
+        waits_over: dict[tuple[str, str], dict[int, Outcome]] = defaultdict(dict)
         for r in rows:
             definition = self.versions.get(r.workflow_id, r.workflow_version)
             steps = definition.get("steps") or {}
@@ -241,10 +283,15 @@ class _Chunk:
             elif r.current_step not in steps:
                 self._fail_now(r.id, r.current_step, "workflows.error.step_missing")
             elif steps[r.current_step].get("type") in WAITS:
-                # Standing on a wait means the wait was entered and is now over.
+                # Standing on a wait means the wait was entered and is now over; its StepRun is written now, so
+                # entering a wait costs one row update and no insert.
                 pending[r.id] = steps[r.current_step].get("next")
+                waits_over[(r.current_step, steps[r.current_step]["type"])][r.id] = Outcome("done")
             else:
                 pending[r.id] = r.current_step  # a retry of a step that failed
+        for (step_id, kind), outcomes in waits_over.items():
+            self._record(step_id, kind, outcomes,
+                         {eid: step_key(eid, step_id, self.enr[eid]["next_run_at"]) for eid in outcomes})
         self._advance(pending)
         self._write()
 
@@ -294,7 +341,9 @@ class _Chunk:
             for eid in eids:
                 self._retry(eid, step_id, kind, keys[eid], reason)
             return {}
-        fresh = self._record(step_id, kind, outcomes, keys)
+        # A wait being entered lives on the enrollment (current step, next_run_at); its StepRun is written when
+        # it ends.
+        fresh = self._record(step_id, kind, {e: o for e, o in outcomes.items() if o.status != "waiting"}, keys)
         if write is not None:
             done = {eid for eid in fresh if outcomes[eid].status == "done"}
             if done:
@@ -400,16 +449,18 @@ class _Fields(dict):
         return ""
 
 
-_FORMATTER = string.Formatter()
-
-
-def render(text: str, lead: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
-    """Fill ``{name}``, ``{company}``… from the lead; unknown fields become empty, braces typed by mistake fail."""
+def merge_values(lead: dict[str, Any], extra: dict[str, Any] | None = None) -> _Fields:
     values = _Fields({k: ("" if lead.get(k) is None else lead.get(k)) for k in MERGE_FIELDS})
     values.update(extra or {})
+    return values
+
+
+def render(text: str, lead: dict[str, Any] | _Fields, extra: dict[str, Any] | None = None) -> str:
+    """Fill ``{name}``, ``{company}``… from the lead; unknown fields become empty, braces typed by mistake fail."""
+    values = lead if isinstance(lead, _Fields) else merge_values(lead, extra)
     try:
-        return _FORMATTER.vformat(text or "", (), values)
-    except (ValueError, IndexError, AttributeError) as error:
+        return (text or "").format_map(values)
+    except (ValueError, IndexError, AttributeError, KeyError, TypeError) as error:
         raise ValidationError(f"A merge field in the text cannot be filled: {error}.",
                               key="workflows.error.merge_field", detail=str(error)) from error
 
@@ -451,12 +502,13 @@ def _send(chunk: _Chunk, wf: int, step_id: str, step: dict[str, Any], eids: list
         payload: dict[str, Any] = {"workflow_id": wf, "step": step_id}
         if channel == "email":
             extra["unsubscribe_url"] = payload["unsubscribe_url"] = unsubscribe_url(settings, int(lead["id"]))
-        body = render(step.get("body") or step.get("text") or "", lead, extra)
+        values = merge_values(lead, extra)
+        body = render(step.get("body") or step.get("text") or "", values)
         if channel == "email" and footer:
             body = f"{body}\n\n--\n{footer} {extra['unsubscribe_url']}"
         messages[eid] = {
             "channel": channel, "idempotency_key": f"{keys[eid]}:msg", "to_address": address,
-            "subject": render(step.get("subject") or "", lead, extra), "body": body, "payload": payload,
+            "subject": render(step.get("subject") or "", values), "body": body, "payload": payload,
             "lead_id": int(lead["id"]), "user_id": None, "enrollment_id": eid, "status": MessageStatus.QUEUED,
             "attempts": 0, "next_attempt_at": chunk.now, "created_at": chunk.now,
         }

@@ -211,13 +211,16 @@ def step_counts(*, session: Session, workflow_id: int) -> pd.DataFrame:
         .group_by(Enrollment.current_step, Enrollment.status)
     ).all()
     counts = {sid: {"entered": 0, "waiting": 0, "done": 0, "failed": 0} for sid in steps}
+    any_run = {sid: 0 for sid in steps}
+    failed_runs = {sid: 0 for sid in steps}
     for sid, status, n in runs:
         if sid not in counts:
             continue
         if status == "failed":
             counts[sid]["failed"] += n
+            failed_runs[sid] += n
         elif status != "retry":
-            counts[sid]["entered"] += n
+            any_run[sid] += n
             if status != "waiting":
                 counts[sid]["done"] += n
     for sid, status, n in standing:
@@ -234,9 +237,13 @@ def step_counts(*, session: Session, workflow_id: int) -> pd.DataFrame:
             counts[parts[2]]["failed"] += 1
             counts[parts[2]]["done"] = max(counts[parts[2]]["done"] - 1, 0)
     for sid, values in counts.items():
-        # A wait that is over counts as done when the enrollment moved on.
         if steps[sid].get("type") in WAITS:
-            values["done"] = max(values["entered"] - values["waiting"], 0)
+            # A wait's StepRun is written when it ends (older data: when it began, status "waiting").
+            values["entered"] = max(any_run[sid], values["done"] + values["waiting"])
+            values["done"] = values["entered"] - values["waiting"]
+        else:
+            # Passed it (done, or its message failed later), failed at it, or retrying there now.
+            values["entered"] = any_run[sid] + failed_runs[sid] + values["waiting"]
     frame = pd.DataFrame([{"step_id": sid, "type": steps[sid].get("type"), **values} for sid, values in counts.items()],
                          columns=STEP_COUNT_COLUMNS)
     return frame

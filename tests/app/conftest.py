@@ -92,8 +92,12 @@ def new_app() -> AppTest:
     return AppTest.from_file(APP, default_timeout=60)
 
 
-def logged_in(username: str, password: str = DEMO_PASSWORD, lang: str | None = None) -> AppTest:
-    """An AppTest signed in as ``username`` and showing the home page."""
+def logged_in(username: str, password: str = DEMO_PASSWORD, lang: str | None = "zh") -> AppTest:
+    """An AppTest signed in as ``username`` and showing the home page, in ``lang`` (Chinese unless asked).
+
+    The language switch is saved on the user, as in the product, so the language is set on every login: a
+    module's earlier test may have left this user in English. ``lang=None`` keeps the user's saved choice.
+    """
     at = new_app()
     at.run()
     at.text_input(key="login_username").input(username)

@@ -90,3 +90,23 @@ def test_simulate_and_scheduler_panel(app_database):
     assert len(plan) > 0
     labels = [m.label for m in at.metric]
     assert t("workflows.sched.leader", "zh") in labels and t("workflows.sched.due", "zh") in labels
+
+
+def test_admin_saves_smtp_settings_without_showing_the_password(app_database):
+    at = logged_in("admin")
+    at.switch_page("pages/admin.py")
+    at.run()
+    assert not at.exception, at.exception
+    at.text_input(key="smtp_host").input("smtp.example.cn")
+    at.text_input(key="smtp_password").input("s3cret-pw")
+    at.text_input(key="smtp_sender").input("mkt@example.cn")
+    _submit(at, "smtp.save").click().run()
+    assert not at.exception, at.exception
+    assert any(t("smtp.saved", "zh") in s.value for s in at.success)
+    engine = make_engine(app_database)
+    with Session(engine) as session:
+        from core.settings import get_setting
+
+        stored = get_setting(session, "smtp")
+    engine.dispose()
+    assert stored["host"] == "smtp.example.cn" and stored["password"] == "s3cret-pw"

@@ -48,11 +48,14 @@ def e2e_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-def start_app_server(database_url: str, log_path: Path | None = None) -> tuple[subprocess.Popen, str]:
-    """``streamlit run app.py`` on ``database_url`` at a free local port, once it answers its health check."""
+def start_app_server(database_url: str, log_path: Path | None = None, *,
+                     scheduler: bool = False) -> tuple[subprocess.Popen, str]:
+    """``streamlit run app.py`` on ``database_url`` at a free local port, once it answers its health check.
+
+    The in-process scheduler stays off unless asked: tests move time themselves."""
     port = _free_port()
     log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
-    env = {**os.environ, "DATABASE_URL": database_url, "LEADLOOP_SCHEDULER": "off"}
+    env = {**os.environ, "DATABASE_URL": database_url, "LEADLOOP_SCHEDULER": "on" if scheduler else "off"}
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
          "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],

@@ -21,6 +21,8 @@ def test_diagram_template_and_activation(page, app_server):
     act(page, lambda: page.get_by_role("button", name="启用").click())
     page.get_by_text("流程已启用").first.wait_for()
     assert page.get_by_role("button", name="暂停").count() == 1
-    act(page, lambda: page.get_by_role("tab", name="调度器").click())
+    # Tabs switch in the browser without a script run.
+    page.get_by_role("tab", name="调度器").click()
     page.get_by_text("主调度进程").first.wait_for()
+    page.get_by_text("主调度进程").first.scroll_into_view_if_needed()
     screenshot(page, "workflows-02-activated")

@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from core.backup import backup, restore
 from core.errors import ValidationError
-from db.models import Lead, Touchpoint
+from db.models import Lead, ScoreEvent, Touchpoint
 from seed.demo import seed_demo
 
 
@@ -31,6 +31,7 @@ def test_backup_then_restore_brings_back_every_row(engine, tmp_path):
     path = backup(engine, tmp_path / "leadloop.backup")
     assert path.stat().st_size > 0
     with Session(engine) as session:  # lose data after the backup
+        session.execute(ScoreEvent.__table__.delete())  # the ledger points at touchpoints
         session.execute(Touchpoint.__table__.delete())
         session.commit()
     assert _fingerprint(engine) != before

@@ -114,6 +114,7 @@ def test_email_steps_fill_merge_fields_add_the_footer_and_reach_smtp_once(sessio
     assert sorted(m["subject"] for m in received.messages) == ["客户0，您好", "客户1，您好", "客户2，您好"]
     body = received.messages[0]["body"]
     assert "给 公司" in body and "退订：" in body and "unsubscribe=" in body
+    assert str(received.messages[0]["headers"]["List-Unsubscribe"]).strip().startswith("<https://leadloop.example.cn/?unsubscribe=")
     # Running again at the same time, or later, sends nothing more.
     tick(session, T0)
     tick(session, T0 + timedelta(hours=1))
@@ -384,3 +385,103 @@ def test_a_message_the_outbox_gives_up_on_counts_as_a_failed_step(session, smtp_
     assert counts.loc["mail", "done"] == 1 and counts.loc["mail", "failed"] == 1
     assert session.scalar(select(Message.last_error).where(Message.to_address == "c1@example.cn"))
     assert enrollments(session=session, workflow_id=wf, problems_only=True).empty  # the step itself ran
+
+
+def test_imported_and_grade_triggers(session):
+    from db.models import Channel
+
+    web = Channel(name="官网表单", kind="website")
+    session.add(web)
+    session.commit()
+    imported = workflow(session, {"start": "end", "steps": {"end": {"type": "end"}}},
+                        trigger={"type": "imported", "channel": "官网表单"})
+    graded = workflow(session, {"start": "end", "steps": {"end": {"type": "end"}}},
+                      trigger={"type": "grade_crosses", "grade": "B"})
+    run_due(session=session, now=T0)
+    new = leads(session, 3, source_channel_id=web.id)
+    leads(session, 1)  # from no channel
+    session.execute(Lead.__table__.update().where(Lead.id == new[0]).values(grade="A"))
+    session.commit()
+    run_due(session=session, now=T0 + timedelta(minutes=1))
+    by_wf = {wf: sorted(session.scalars(select(Enrollment.lead_id).where(Enrollment.workflow_id == wf)))
+             for wf in (imported, graded)}
+    assert by_wf == {imported: new, graded: [new[0]]}
+
+
+def test_editing_helpers_rewire_paths():
+    from core.workflows.definition import to_dot, with_step, without_step
+
+    flow = {"start": "a", "steps": {"a": {"type": "add_tag", "tag": "x", "next": "b"},
+                                    "b": {"type": "wait", "days": 1, "next": "c"}, "c": {"type": "end"}}}
+    renamed = with_step(flow, "wait_1d", {"type": "wait", "days": 1, "next": "c"}, old_id="b")
+    assert renamed["steps"]["a"]["next"] == "wait_1d" and "b" not in renamed["steps"]
+    removed = without_step(renamed, "wait_1d")
+    assert removed["steps"]["a"]["next"] == "c" and not validate_definition(removed)
+    with pytest.raises(Exception):  # noqa: B017 - a duplicate id is refused
+        with_step(flow, "a", {"type": "end"})
+    assert '"a" -> "b"' in to_dot(flow)
+
+
+def test_rule_conditions_use_the_rule_language(session):
+    ids = leads(session, 3)
+    session.execute(Lead.__table__.update().where(Lead.id == ids[0]).values(industry="制造业", engagement_score=70))
+    session.commit()
+    wf = workflow(session, {"start": "check", "steps": {
+        "check": {"type": "condition", "check": {"kind": "rule", "rule": 'industry = "制造业" and engagement >= 60'},
+                  "yes": "hot", "no": "end"},
+        "hot": {"type": "add_tag", "tag": "高意向", "next": "end"}, "end": {"type": "end"}}},
+        trigger={"type": "manual"})
+    enroll_leads(session=session, actor=SYSTEM, now=T0, workflow_id=wf, lead_ids=ids)
+    session.commit()
+    assert run_due(session=session, now=T0).completed == 3
+    assert list(session.scalars(select(LeadTag.lead_id).join(Tag).where(Tag.name == "高意向"))) == [ids[0]]
+    # A rule that does not parse is named at validation, with the step.
+    problems = validate_definition({"start": "c", "steps": {
+        "c": {"type": "condition", "check": {"kind": "rule", "rule": "industry = = 1"}, "yes": "e", "no": "e"},
+        "e": {"type": "end"}}})
+    assert [(p.step, p.key) for p in problems] == [("c", "workflows.problem.rule")]
+
+
+def test_trigger_condition_filters_who_enters(session):
+    wf = workflow(session, {"start": "end", "steps": {"end": {"type": "end"}}},
+                  trigger={"type": "tag_added", "tag": "展会", "condition": 'province = "上海"'})
+    run_due(session=session, now=T0)
+    ids = leads(session, 2)
+    session.execute(Lead.__table__.update().where(Lead.id == ids[0]).values(province="上海"))
+    tag = Tag(name="展会")
+    session.add(tag)
+    session.flush()
+    session.add_all([LeadTag(lead_id=lead, tag_id=tag.id) for lead in ids])
+    session.commit()
+    run_due(session=session, now=T0 + timedelta(minutes=1))
+    assert list(session.scalars(select(Enrollment.lead_id).where(Enrollment.workflow_id == wf))) == [ids[0]]
+
+
+def test_an_unexpected_error_in_one_enrollment_does_not_stall_the_others(session, monkeypatch):
+    from core.workflows import engine
+
+    ids = leads(session, 3)
+    wf = workflow(session, {"start": "t", "steps": {"t": {"type": "add_tag", "tag": "x", "next": "end"},
+                                                    "end": {"type": "end"}}})
+    enroll_leads(session=session, actor=SYSTEM, now=T0, workflow_id=wf, lead_ids=ids)
+    session.commit()
+    bad = ids[1]
+    real_tag = engine.HANDLERS["add_tag"]
+
+    def exploding(chunk, wf_id, step_id, step, eids, keys):  # noqa: ANN001, ANN202
+        outcomes, write = real_tag(chunk, wf_id, step_id, step, eids, keys)
+
+        def guarded(fresh: set[int]) -> None:
+            if any(chunk.enr[e]["lead_id"] == bad for e in fresh):
+                raise RuntimeError("disk on fire")
+            write(fresh)
+
+        return outcomes, guarded
+
+    monkeypatch.setitem(engine.HANDLERS, "add_tag", exploding)
+    report = run_due(session=session, now=T0)
+    assert report.completed == 2 and report.retrying == 1
+    row = session.scalars(select(Enrollment).where(Enrollment.lead_id == bad)
+                          .execution_options(populate_existing=True)).one()
+    assert row.status == "active" and "disk on fire" in row.last_error and row.attempts == 1
+    assert session.scalar(select(func.count()).select_from(LeadTag)) == 2

@@ -162,3 +162,37 @@ def test_two_worker_processes_one_leader_no_duplicates(engine, session, smtp_ser
     ids = [m["message_id"] for m in received.messages]
     assert len(ids) == n and len(set(ids)) == n
     assert session.scalar(select(func.count()).select_from(Enrollment).where(Enrollment.status == "completed")) == n
+
+
+def test_a_worker_killed_between_claim_and_commit_is_taken_over(engine, session, smtp_server):
+    host, port, received = smtp_server
+    n = 1200
+    _mail_workflow(session, n, T0, host, port)
+    worker = subprocess.Popen([sys.executable, "-m", "core", "tick", "--now", T0.isoformat()], cwd=ROOT,
+                              env=_env(engine), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    running = 0
+    deadline = time.monotonic() + 60
+    with Session(engine) as watcher:
+        # Kill the worker the moment its claim is committed, while it executes the claimed steps.
+        while not running and time.monotonic() < deadline and worker.poll() is None:
+            running = watcher.scalar(select(func.count()).select_from(Enrollment)
+                                     .where(Enrollment.status == "running"))
+            watcher.rollback()
+            time.sleep(0.005)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(10)
+    assert running > 0 and worker.returncode == -signal.SIGKILL
+    rerun = subprocess.run([sys.executable, "-m", "core", "tick", "--now", (T0 + timedelta(minutes=6)).isoformat()],
+                           cwd=ROOT, env=_env(engine), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(Enrollment).where(Enrollment.status == "completed")) == n
+    assert session.scalar(select(func.count()).select_from(StepRun).where(StepRun.step_id == "mail")) == n
+    ids = [m["message_id"] for m in received.messages]
+    assert len(set(ids)) == n and len(ids) - n <= 1
+
+
+def test_every_heartbeat_job_runs_on_an_empty_database(engine):
+    for job in scheduler.JOBS:
+        record = scheduler.run_job(job.name, engine=engine, holder="h", now=T0)
+        assert record is not None and record.ok, (job.name, record.error if record else None)

@@ -16,7 +16,8 @@ PERMISSION = "manage_settings"
 def render(actor: Actor) -> None:
     with db_session() as session:
         current = smtp_settings(session=session, actor=actor)
-    with st.form("smtp_form"):
+    # Cleared after saving: the password never stays in the browser; the other fields reload from the settings.
+    with st.form("smtp_form", clear_on_submit=True):
         host = st.text_input(tr("smtp.host"), value=current.get("host", ""), key="smtp_host")
         port = st.number_input(tr("smtp.port"), min_value=1, max_value=65535, value=int(current.get("port") or 587),
                                key="smtp_port")
