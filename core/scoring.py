@@ -271,8 +271,8 @@ def _apply_rules(session: Session, now: datetime, ids: list[int] | None, fit: li
     leads, per engagement rule one over its touchpoints); what the ledger holds per (component, lead, rule,
     touchpoint) goes to another, summed in one grouped pass. Two joins then write the differences: wanted
     points the ledger does not hold yet, and held points nothing wants any more (no longer matching, or the rule
-    is not in force). This replaces a ledger lookup per lead and per touchpoint; on an empty ledger the second
-    table is empty and the pass is little more than the rules' own SELECTs."""
+    is not in force). This replaces a ledger lookup per lead and per touchpoint. When the ledger holds nothing
+    for the leads in scope, the rules' SELECTs write their events directly."""
     fit = [item for item in fit if item.ast is not None]
     engagement = [item for item in engagement if item.ast is not None]
     connection = session.connection()
@@ -281,11 +281,19 @@ def _apply_rules(session: Session, now: datetime, ids: list[int] | None, fit: li
         table.drop(connection, checkfirst=True)
         table.create(connection)
     try:
-        for item in fit:
-            _want_fit(session, now, ids, item, want)
-        for item in engagement:
-            _want_engagement(session, now, ids, item, want)
-        return _write_difference(session, now, ids, fit, engagement, want, held)
+        active = {"fit": {int(i.rule.id or 0): int(i.rule.version) for i in fit},
+                  "engagement": {int(i.rule.id or 0): int(i.rule.version) for i in engagement}}
+        holding = _hold(session, ids, active, held)
+        wants = [_want_fit(session, now, ids, item) for item in fit] + \
+                [_want_engagement(session, now, ids, item) for item in engagement]
+        if not holding:
+            # Nothing held for these leads (a first scoring, an empty ledger): every wanted point is new and
+            # goes to the ledger directly, rule by rule, without the detour through the temporary table.
+            return _write_new(session, now, [rows for rows in wants if rows is not None])
+        for rows in wants:
+            if rows is not None:
+                _rows(session, insert(want).from_select(_WANT_COLUMNS, rows))
+        return _write_difference(session, now, active, want, held)
     finally:
         for table in (want, held):
             table.drop(connection)
@@ -315,19 +323,19 @@ def _held_table() -> Table:
 _WANT_COLUMNS = ["component", "lead_id", "rule_id", "tp", "version", "points", "at"]
 
 
-def _want_fit(session: Session, now: datetime, ids: list[int] | None, item: _Active, want: Table) -> None:
+def _want_fit(session: Session, now: datetime, ids: list[int] | None, item: _Active) -> Any:
     rule = item.rule
     if float(rule.points) == 0:
-        return
+        return None
     rows = (select(literal("fit"), Lead.id, literal(int(rule.id or 0)), literal(0), literal(int(rule.version)),
                    literal(float(rule.points)), _now(now))
             .where(to_sql(item.ast, now=now, per_lead=ids is not None),  # type: ignore[arg-type]
                    Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids))
             .order_by(Lead.id))
-    _rows(session, insert(want).from_select(_WANT_COLUMNS, rows))
+    return rows
 
 
-def _want_engagement(session: Session, now: datetime, ids: list[int] | None, item: _Active, want: Table) -> None:
+def _want_engagement(session: Session, now: datetime, ids: list[int] | None, item: _Active) -> Any:
     """``points`` per matching touchpoint, in time order, until the lead reached ``cap`` within the
     ``period_days`` window (a window function); capped touchpoints are wanted with 0 points."""
     rule = item.rule
@@ -357,16 +365,25 @@ def _want_engagement(session: Session, now: datetime, ids: list[int] | None, ite
     else:
         ranked = matched.subquery()
         award = literal(points)
-    rows = select(literal("engagement"), ranked.c.lead, literal(int(rule.id or 0)), ranked.c.tp,
+    return select(literal("engagement"), ranked.c.lead, literal(int(rule.id or 0)), ranked.c.tp,
                   literal(int(rule.version)), award, ranked.c.at)
-    _rows(session, insert(want).from_select(_WANT_COLUMNS, rows))
 
 
-def _write_difference(session: Session, now: datetime, ids: list[int] | None, fit: list[_Active],
-                      engagement: list[_Active], want: Table, held: Table) -> tuple[int, int]:
-    active = {"fit": {int(i.rule.id or 0): int(i.rule.version) for i in fit},
-              "engagement": {int(i.rule.id or 0): int(i.rule.version) for i in engagement}}
-    before = session.scalar(select(func.max(ScoreEvent.id))) or 0
+def _write_new(session: Session, now: datetime, wants: list[Any]) -> tuple[int, int]:
+    counts = {"fit": 0, "engagement": 0}
+    for rows in wants:
+        w = rows.subquery().c
+        component, lead, rule_id, tp, version, points, at = (w[i] for i in range(7))
+        kind = "fit" if rows.selected_columns[0].value == "fit" else "engagement"
+        events = (select(lead, literal(kind), rule_id, version, func.nullif(tp, 0), points, literal("rule"),
+                         literal("matched" if kind == "fit" else "touchpoint"), at, _now(now))
+                  .where(func.abs(points) > 1e-9))
+        counts[kind] += _rows(session, _event_insert(events))
+    return counts["fit"], counts["engagement"]
+
+
+def _hold(session: Session, ids: list[int] | None, active: dict[str, dict[int, int]], held: Table) -> int:
+    """What the ledger holds per (component, lead, rule, touchpoint), summed into ``held``; returns its rows."""
     # A fit rule in force never looks at merged leads (they are out of scope), so their fit points stay put;
     # engagement points of a merged lead's touchpoints go back, as no touchpoint of it matches any more.
     merged_fit = and_(ScoreEvent.component == "fit", ScoreEvent.rule_id.in_(list(active["fit"]) or [-1]),
@@ -377,13 +394,17 @@ def _write_difference(session: Session, now: datetime, ids: list[int] | None, fi
             .where(ScoreEvent.kind == "rule", ScoreEvent.rule_id.is_not(None),
                    ScoreEvent.component.in_(("fit", "engagement")), _scope(ScoreEvent.lead_id, ids), ~merged_fit)
             .group_by(ScoreEvent.lead_id, ScoreEvent.component, ScoreEvent.rule_id, tp))
-    holding = _rows(session, insert(held).from_select([*_KEY, "points", "version", "at"], sums))
+    return _rows(session, insert(held).from_select([*_KEY, "points", "version", "at"], sums))
+
+
+def _write_difference(session: Session, now: datetime, active: dict[str, dict[int, int]], want: Table,
+                      held: Table) -> tuple[int, int]:
+    before = session.scalar(select(func.max(ScoreEvent.id))) or 0
     w, h = want.c, held.c
     same = and_(*(h[c] == w[c] for c in _KEY))
-    if holding:
-        connection = session.connection()
-        Index("ix_score_held_key", h.lead_id, h.component, h.rule_id, h.tp).create(connection)
-        Index("ix_score_want_key", w.lead_id, w.component, w.rule_id, w.tp).create(connection)
+    connection = session.connection()
+    Index("ix_score_held_key", h.lead_id, h.component, h.rule_id, h.tp).create(connection)
+    Index("ix_score_want_key", w.lead_id, w.component, w.rule_id, w.tp).create(connection)
     # Wanted: every row of ``want`` belongs to a rule in force.
     have = func.coalesce(h.points, 0.0)
     delta = w.points - have
@@ -395,20 +416,19 @@ def _write_difference(session: Session, now: datetime, ids: list[int] | None, fi
               .select_from(want.outerjoin(held, same)).where(func.abs(delta) > 1e-9)
               .order_by(w.lead_id, w.component, w.rule_id, w.tp))
     written = _rows(session, _event_insert(wanted))
-    if holding:
-        # Held and no longer wanted: the points go back, by the rule's current version if it is still in force.
-        in_force = or_(and_(h.component == "fit", h.rule_id.in_(list(active["fit"]) or [-1])),
-                       and_(h.component == "engagement", h.rule_id.in_(list(active["engagement"]) or [-1])))
-        versions = [(and_(h.component == component, h.rule_id == rule_id), version)
-                    for component, rules in active.items() for rule_id, version in rules.items()]
-        version = case(*versions, else_=h.version) if versions else h.version
-        occurred = case((and_(in_force, h.component == "fit"), _now(now)), else_=h.at)
-        reason = case((in_force, "no_longer_matches"), else_="rule_inactive")
-        gone = (select(h.lead_id, h.component, h.rule_id, version, func.nullif(h.tp, 0), -h.points,
-                       literal("rule"), reason, occurred, _now(now))
-                .where(func.abs(h.points) > 1e-9, ~exists(select(w.id).where(same)))
-                .order_by(h.lead_id, h.component, h.rule_id, h.tp))
-        written += _rows(session, _event_insert(gone))
+    # Held and no longer wanted: the points go back, by the rule's current version if it is still in force.
+    in_force = or_(and_(h.component == "fit", h.rule_id.in_(list(active["fit"]) or [-1])),
+                   and_(h.component == "engagement", h.rule_id.in_(list(active["engagement"]) or [-1])))
+    versions = [(and_(h.component == component, h.rule_id == rule_id), version)
+                for component, rules in active.items() for rule_id, version in rules.items()]
+    version = case(*versions, else_=h.version) if versions else h.version
+    occurred = case((and_(in_force, h.component == "fit"), _now(now)), else_=h.at)
+    reason = case((in_force, "no_longer_matches"), else_="rule_inactive")
+    gone = (select(h.lead_id, h.component, h.rule_id, version, func.nullif(h.tp, 0), -h.points,
+                   literal("rule"), reason, occurred, _now(now))
+            .where(func.abs(h.points) > 1e-9, ~exists(select(w.id).where(same)))
+            .order_by(h.lead_id, h.component, h.rule_id, h.tp))
+    written += _rows(session, _event_insert(gone))
     if not written:
         return 0, 0
     counts = dict(session.execute(select(ScoreEvent.component, func.count()).where(ScoreEvent.id > before)
