@@ -15,6 +15,7 @@ from core.clock import utcnow
 from core.errors import AuthenticationFailed, LeadLoopError
 from core.i18n import LANGUAGES, normalize_language, t
 from core.settings import get_setting
+from core.unsubscribe import unsubscribe
 from db.engine import (
     DatabaseUnavailableError,
     check_connection,
@@ -140,6 +141,18 @@ def login_page() -> None:
         st.caption(tr("login.demo_hint"))
 
 
+def unsubscribe_page() -> None:
+    """Where an email's unsubscribe link lands: no login, one sentence, and the lead receives no more mail."""
+    token = str(st.query_params.get("unsubscribe", ""))
+    st.title(tr("unsubscribe.title"))
+    with db_session() as session:
+        honoured = unsubscribe(session=session, token=token, now=utcnow())
+    if honoured:
+        st.success(tr("unsubscribe.done"), icon=":material/mark_email_read:")
+    else:
+        st.error(tr("unsubscribe.invalid"))
+
+
 def _session_still_valid() -> bool:
     """Logins expire after the configured hours; a deactivated account is signed out on its next click."""
     actor = st.session_state["actor"]
@@ -194,6 +207,10 @@ def main() -> None:
         st.session_state["demo_notice_shown"] = True
         st.toast(t("shell.demo_seeded", lang()))
 
+    if "unsubscribe" in st.query_params and "actor" not in st.session_state:
+        st.navigation([st.Page(unsubscribe_page, title=tr("unsubscribe.title"), icon=":material/unsubscribe:")],
+                      position="hidden").run()
+        return
     if "actor" in st.session_state and not _session_still_valid():
         st.rerun()
     if "actor" not in st.session_state and "sso_error" not in st.session_state and _sso_signed_in():

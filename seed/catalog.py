@@ -5,7 +5,10 @@ Plain data only; ``seed.demo`` and its helpers turn it into rows. Weights are re
 
 from __future__ import annotations
 
+import copy
 from typing import Any
+
+from core.workflows import templates
 
 # ---------------------------------------------------------------------------------------------------------------
 # People
@@ -335,30 +338,7 @@ DISQUALIFY_NEW_REASONS = ["非目标客户：学生", "非目标客户：求职�
 # waits last ``days``, conditions check something and go "yes"/"no".
 # ---------------------------------------------------------------------------------------------------------------
 EMAIL_BODY = "{name} 您好：\n\n{company} 的同事也在关注这个话题，详情见正文。"
-WECHAT_RECALL = {
-    "start": "add_group",
-    "steps": {
-        "add_group": {"type": "add_group", "group": "未完善信息粉丝", "next": "send_invite"},
-        "send_invite": {"type": "send_wechat", "text": "完善信息，赢福利：点击菜单「会员中心」填写手机号和公司，即可参与抽奖。",
-                        "next": "wait_first"},
-        "wait_first": {"type": "wait", "days": 3, "next": "check_first"},
-        "check_first": {"type": "condition", "check": {"kind": "registered"}, "yes": "leave_group",
-                        "no": "wait_20"},
-        "leave_group": {"type": "remove_group", "group": "未完善信息粉丝", "next": "send_gift"},
-        "send_gift": {"type": "send_wechat", "text": "感谢完善信息！回复「礼包」领取《2026 B2B 营销自动化白皮书》和新人礼。",
-                      "next": "end"},
-        "wait_20": {"type": "wait", "days": 20, "next": "send_reminder"},
-        "send_reminder": {"type": "send_wechat", "text": "完善信息，领新人礼：资料包和 1 对 1 顾问咨询名额仅剩最后 3 天。",
-                          "next": "wait_second"},
-        "wait_second": {"type": "wait", "days": 3, "next": "check_second"},
-        "check_second": {"type": "condition", "check": {"kind": "registered"}, "yes": "leave_group",
-                         "no": "to_sleeping"},
-        "to_sleeping": {"type": "move_group", "from": "未完善信息粉丝", "to": "沉睡粉丝", "next": "wait_30"},
-        "wait_30": {"type": "wait", "days": 30, "next": "to_deep_sleep"},
-        "to_deep_sleep": {"type": "move_group", "from": "沉睡粉丝", "to": "深度沉睡粉丝", "next": "end"},
-        "end": {"type": "end"},
-    },
-}
+WECHAT_RECALL = copy.deepcopy(templates.WECHAT_RECALL)  # the demo runs the shipped template as is
 EMAIL_NURTURE = {
     "start": "send_a",
     "steps": {

@@ -167,12 +167,10 @@ class RecordingSmtp:
         return "250 Message accepted for delivery"
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[str, int, RecordingSmtp]]:
-    """A real SMTP server on 127.0.0.1: ``host, port, recorder``."""
+def running_smtp(recorder: RecordingSmtp) -> Iterator[tuple[str, int, RecordingSmtp]]:
+    """Serve ``recorder`` as a real SMTP server on 127.0.0.1 for the duration: ``host, port, recorder``."""
     from aiosmtpd.controller import Controller
 
-    recorder = RecordingSmtp()
     port = free_port()
     controller = Controller(recorder, hostname="127.0.0.1", port=port)
     controller.start()
@@ -180,6 +178,12 @@ def smtp_server() -> Iterator[tuple[str, int, RecordingSmtp]]:
         yield "127.0.0.1", port, recorder
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[str, int, RecordingSmtp]]:
+    """A real SMTP server on 127.0.0.1: ``host, port, recorder``."""
+    yield from running_smtp(RecordingSmtp())
 
 
 class RecordingHttp:

@@ -41,6 +41,7 @@ from sqlmodel import Session
 from core.clock import TEAM_TIMEZONE, ensure_utc
 from core.errors import LeadLoopError, ValidationError
 from core.settings import get_setting
+from core.unsubscribe import signing_secret, unsubscribe_url
 from core.workflows.checks import matching
 from core.workflows.definition import WAITS, wait_seconds
 from db.models import (
@@ -465,11 +466,6 @@ def render(text: str, lead: dict[str, Any] | _Fields, extra: dict[str, Any] | No
                               key="workflows.error.merge_field", detail=str(error)) from error
 
 
-def unsubscribe_url(session_settings: dict[str, Any], lead_id: int) -> str:
-    base = str(session_settings.get("base_url") or "http://localhost:8501").rstrip("/")
-    secret = str(session_settings.get("unsubscribe_secret") or "leadloop")
-    token = hashlib.sha256(f"{secret}:{lead_id}".encode()).hexdigest()[:16]
-    return f"{base}/?unsubscribe={lead_id}.{token}"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -487,6 +483,8 @@ def _send(chunk: _Chunk, wf: int, step_id: str, step: dict[str, Any], eids: list
     channel, address_field = _ADDRESS[step["type"]]
     settings = get_setting(chunk.session, "workflows") if channel == "email" else {}
     footer = str(settings.get("unsubscribe_text") or "") if channel == "email" else ""
+    # Links signed with this installation's secret (core.unsubscribe), honoured on the login page without a login.
+    secret = signing_secret(chunk.session) if channel == "email" else ""
     outcomes: dict[int, Outcome] = {}
     messages: dict[int, dict[str, Any]] = {}
     for eid in eids:
@@ -501,7 +499,8 @@ def _send(chunk: _Chunk, wf: int, step_id: str, step: dict[str, Any], eids: list
         extra: dict[str, Any] = {}
         payload: dict[str, Any] = {"workflow_id": wf, "step": step_id}
         if channel == "email":
-            extra["unsubscribe_url"] = payload["unsubscribe_url"] = unsubscribe_url(settings, int(lead["id"]))
+            extra["unsubscribe_url"] = payload["unsubscribe_url"] = unsubscribe_url(
+                str(settings.get("base_url") or ""), secret, int(lead["id"]))
         values = merge_values(lead, extra)
         body = render(step.get("body") or step.get("text") or "", values)
         if channel == "email" and footer:

@@ -6,12 +6,12 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlmodel import Session
 
 from core.i18n import catalog, t
 from db.engine import make_engine
-from db.models import User
+from db.models import Lead, User
 from tests.app.conftest import interface_texts, logged_in, new_app
 from ui.navigation import PAGES
 
@@ -203,3 +203,27 @@ def test_single_sign_on_with_an_unknown_email_is_refused_with_a_clear_message(ap
     assert "actor" not in at.session_state
     assert any("stranger@example.com" in e.value for e in at.error)
     assert [b for b in at.button if b.key == "sso_logout"], "the user can switch to another account"
+
+
+def test_an_unsubscribe_link_works_without_a_login_and_a_forged_one_is_refused(app_database):
+    from core.unsubscribe import signing_secret, token_for
+
+    engine = make_engine(app_database)
+    with Session(engine) as session:
+        lead = session.scalars(select(Lead).where(Lead.email.is_not(None), Lead.unsubscribed.is_(False))).first()
+        secret = signing_secret(session)
+        session.commit()
+        lead_id = lead.id
+    at = new_app()
+    at.query_params["unsubscribe"] = token_for(secret, lead_id)
+    at.run()
+    assert not at.exception
+    assert at.success and at.success[0].value == t("unsubscribe.done", "zh")
+    assert "actor" not in at.session_state and not at.text_input, "no login form, no way in"
+    forged = new_app()
+    forged.query_params["unsubscribe"] = f"{lead_id}.{'0' * 32}"
+    forged.run()
+    assert forged.error and forged.error[0].value == t("unsubscribe.invalid", "zh")
+    with Session(engine) as session:
+        assert session.get(Lead, lead_id).unsubscribed
+    engine.dispose()

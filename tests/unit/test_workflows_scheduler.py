@@ -22,7 +22,7 @@ from core.clock import utcnow
 from core.settings import set_setting
 from core.workflows import activate_workflow, create_workflow, enroll_leads
 from db.models import Enrollment, JobRun, Lead, Message, StepRun
-from tests.conftest import RecordingSmtp, free_port
+from tests.conftest import RecordingSmtp, running_smtp
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
@@ -38,16 +38,7 @@ class SlowSmtp(RecordingSmtp):
 
 @pytest.fixture
 def slow_smtp() -> Iterator[tuple[str, int, SlowSmtp]]:
-    from aiosmtpd.controller import Controller
-
-    recorder = SlowSmtp()
-    port = free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield "127.0.0.1", port, recorder
-    finally:
-        controller.stop()
+    yield from running_smtp(SlowSmtp())  # type: ignore[misc]
 
 
 def _url(engine) -> str:  # noqa: ANN001
