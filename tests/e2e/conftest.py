@@ -80,11 +80,16 @@ def launch_chromium(playwright):  # noqa: ANN001, ANN201
 @pytest.fixture(scope="session")
 def app_server(e2e_database_url: str) -> Iterator[str]:
     """The console served on a free local port; its output is kept for the failure report."""
+    yield from serve(e2e_database_url, "server.log")
+
+
+def serve(database_url: str, log_name: str) -> Iterator[str]:
+    """Body of a server fixture: skip without Chromium, serve ``database_url``, stop the server afterwards."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed (apt-get install chromium fonts-noto-cjk)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
-        process, base = start_app_server(e2e_database_url, ARTIFACTS / "server.log")
+        process, base = start_app_server(database_url, ARTIFACTS / log_name)
     except RuntimeError as error:
         pytest.fail(str(error))
     yield base

@@ -27,7 +27,7 @@ from db.engine import make_engine
 from db.models import Assignment, AssignmentStatus, ImportBatch, Lead, Rule, Stage, Touchpoint, User, Workflow
 from seed.demo import seed_demo
 from tests.conftest import fresh_sqlite_url
-from tests.e2e.conftest import ARTIFACTS, CHROMIUM, ROOT, act, login, screenshot, start_app_server, wait_idle
+from tests.e2e.conftest import ROOT, act, login, screenshot, serve, wait_idle
 
 COMPANY = "闭环测试智能制造有限公司"
 PHONE_VIEWPORT = {"width": 390, "height": 844}
@@ -52,13 +52,7 @@ def loop_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def loop_server(loop_url: str) -> Iterator[str]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium is not installed (apt-get install chromium fonts-noto-cjk)")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    process, base = start_app_server(loop_url, ARTIFACTS / "loop-server.log")
-    yield base
-    process.terminate()
-    process.wait(timeout=20)
+    yield from serve(loop_url, "loop-server.log")
 
 
 @pytest.fixture
