@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -158,12 +159,15 @@ def for_display(
 
 
 def export_buttons(frame: pd.DataFrame, *, filename: str, key: str) -> None:
-    """CSV and Excel downloads of a table; cells cannot run as formulas (core.export)."""
+    """CSV and Excel downloads of a table; cells cannot run as formulas (core.export).
+
+    The files are built when the button is clicked, not on every run: an Excel file of a few thousand rows
+    takes seconds to write, and most runs of a page download nothing."""
     left, right = st.columns(2)
-    left.download_button(tr("common.export_csv"), to_csv_bytes(frame), file_name=f"{filename}.csv",
+    left.download_button(tr("common.export_csv"), partial(to_csv_bytes, frame), file_name=f"{filename}.csv",
                          mime="text/csv", key=f"{key}_csv", icon=":material/download:")
     right.download_button(
-        tr("common.export_xlsx"), to_xlsx_bytes(frame), file_name=f"{filename}.xlsx",
+        tr("common.export_xlsx"), partial(to_xlsx_bytes, frame), file_name=f"{filename}.xlsx",
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key=f"{key}_xlsx",
         icon=":material/table_view:",
     )
