@@ -227,21 +227,33 @@ def crm_export() -> None:
 
 
 notifications()
+# Only the open tab runs (``on_change="rerun"``): a manager's four tabs each read the team's assignments, and
+# nobody looks at all of them at once.
 if actor.can("team_inbox"):
-    tabs = st.tabs([tr("inbox.tab.team"), tr("inbox.tab.mine"), tr("inbox.tab.sla"), tr("inbox.tab.export")])
-    with tabs[0]:
-        team_inbox()
-    with tabs[1]:
-        my_cards(rep_id=actor.id)
-        with st.expander(tr("inbox.tab.decided")):
-            decided(rep_id=actor.id)
-    with tabs[2]:
-        sla_and_rejections()
-    with tabs[3]:
-        crm_export()
+    team_tab, mine_tab, sla_tab, export_tab = st.tabs(
+        [tr("inbox.tab.team"), tr("inbox.tab.mine"), tr("inbox.tab.sla"), tr("inbox.tab.export")],
+        key="inbox_tab", on_change="rerun")
+    if team_tab.open:
+        with team_tab:
+            team_inbox()
+    if mine_tab.open:
+        with mine_tab:
+            my_cards(rep_id=actor.id)
+            decided_list = st.expander(tr("inbox.tab.decided"), key="inbox_decided", on_change="rerun")
+            if decided_list.open:
+                with decided_list:
+                    decided(rep_id=actor.id)
+    if sla_tab.open:
+        with sla_tab:
+            sla_and_rejections()
+    if export_tab.open:
+        with export_tab:
+            crm_export()
 else:
-    mine, done = st.tabs([tr("inbox.tab.pending"), tr("inbox.tab.decided")])
-    with mine:
-        my_cards(rep_id=None)
-    with done:
-        decided(rep_id=None)
+    mine, done = st.tabs([tr("inbox.tab.pending"), tr("inbox.tab.decided")], key="inbox_tab", on_change="rerun")
+    if mine.open:
+        with mine:
+            my_cards(rep_id=None)
+    if done.open:
+        with done:
+            decided(rep_id=None)

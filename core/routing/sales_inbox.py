@@ -59,14 +59,27 @@ HISTORY_ROWS = 8  # touchpoints and score lines per lead on a card
 # ---------------------------------------------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------------------------------------------
-def _latest_mql():  # noqa: ANN202 - a SQLAlchemy subquery
-    """The most recent move to MQL of each lead: why it qualified."""
-    return (
-        select(StageChange.lead_id, func.max(StageChange.id).label("change_id"))
-        .where(StageChange.to_stage == Stage.MQL)
+def _why_qualified(session: Session, lead_ids: list[int]) -> pd.DataFrame:
+    """The most recent move to MQL of each of ``lead_ids`` (why it qualified), in one statement.
+
+    Grouped over the shown leads only: grouping every MQL change in the base before the page of rows is cut
+    cost more than the rest of the inbox."""
+    columns = ["lead_id", "why_rule", "why_reason", "why_by", "why_at"]
+    if not lead_ids:
+        return pd.DataFrame(columns=columns)
+    latest = (
+        select(func.max(StageChange.id))
+        .where(StageChange.to_stage == Stage.MQL, StageChange.lead_id.in_(lead_ids))
         .group_by(StageChange.lead_id)
-        .subquery()
     )
+    promoter = aliased(User)
+    rows = session.execute(
+        select(StageChange.lead_id, StageChange.by_rule.label("why_rule"), StageChange.reason.label("why_reason"),
+               promoter.display_name.label("why_by"), StageChange.at.label("why_at"))
+        .join(promoter, promoter.id == StageChange.by_user_id, isouter=True)
+        .where(StageChange.id.in_(latest))
+    ).all()
+    return pd.DataFrame([tuple(r) for r in rows], columns=columns)
 
 
 def inbox(
@@ -79,9 +92,18 @@ def inbox(
     ``sla_hours_left`` counts working hours (negative: overdue).
     """
     require(actor, "inbox")
-    latest = _latest_mql()
-    why = aliased(StageChange)
-    promoter = aliased(User)
+    # The page of assignments is cut on the assignment table alone, then joined: sorting a rep's whole history
+    # joined to leads, accounts and channels to keep a hundred rows cost more than the rest of the page.
+    page = select(Assignment.id).where(assignment_scope(actor))
+    if status:
+        page = page.where(Assignment.status == status)
+    if rep_id is not None:
+        page = page.where(Assignment.rep_id == rep_id)
+    if status == AssignmentStatus.PENDING:
+        order = (Assignment.sla_due_at.asc().nulls_last(), Assignment.assigned_at.desc(), Assignment.id.desc())
+    else:
+        order = (func.coalesce(Assignment.decided_at, Assignment.assigned_at).desc(), Assignment.id.desc())
+    page = page.order_by(*order).limit(limit).offset(offset)
     statement = (
         select(Assignment.id.label("assignment_id"), Lead.id.label("lead_id"), Lead.name, Lead.company,
                Lead.title, Lead.phone, Lead.email, Lead.province, Lead.city, Lead.industry, Lead.product_interest,
@@ -89,31 +111,19 @@ def inbox(
                Channel.name.label("channel"), Assignment.rep_id, User.display_name.label("rep"),
                Assignment.routed_by, Assignment.status, Assignment.reason, Assignment.note, Assignment.assigned_at,
                Assignment.sla_due_at, Assignment.breached, Assignment.decided_at, Assignment.come_back_at,
-               Assignment.crm_status, Lead.stage, why.by_rule.label("why_rule"), why.reason.label("why_reason"),
-               promoter.display_name.label("why_by"), why.at.label("why_at"), Lead.version)
+               Assignment.crm_status, Lead.stage, Lead.version)
         .join(Lead, Lead.id == Assignment.lead_id)
         .join(User, User.id == Assignment.rep_id)
         .join(Channel, Channel.id == Lead.source_channel_id, isouter=True)
         .join(Account, Account.id == Lead.account_id, isouter=True)
-        .join(latest, latest.c.lead_id == Lead.id, isouter=True)
-        .join(why, why.id == latest.c.change_id, isouter=True)
-        .join(promoter, promoter.id == why.by_user_id, isouter=True)
-        .where(assignment_scope(actor))
+        .where(Assignment.id.in_(page.scalar_subquery()))
+        .order_by(*order)
     )
-    if status:
-        statement = statement.where(Assignment.status == status)
-    if rep_id is not None:
-        statement = statement.where(Assignment.rep_id == rep_id)
-    if status == AssignmentStatus.PENDING:
-        statement = statement.order_by(Assignment.sla_due_at.asc().nulls_last(), Assignment.assigned_at.desc(),
-                                       Assignment.id.desc())
-    else:
-        statement = statement.order_by(func.coalesce(Assignment.decided_at, Assignment.assigned_at).desc(),
-                                       Assignment.id.desc())
-    rows = session.execute(statement.limit(limit).offset(offset)).all()
+    rows = session.execute(statement).all()
     frame = pd.DataFrame([r._asdict() for r in rows])
     if frame.empty:
         return pd.DataFrame(columns=INBOX_COLUMNS)
+    frame = frame.merge(_why_qualified(session, frame["lead_id"].astype(int).tolist()), on="lead_id", how="left")
     calendar, _ = sla_calendar(session)
     frame["sla_hours_left"] = [
         round(calendar.between(now, due), 1) if status_ == AssignmentStatus.PENDING and due is not None else None

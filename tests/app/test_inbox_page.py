@@ -180,6 +180,10 @@ def test_the_manager_reassigns_from_the_team_inbox(db):
 
 def test_the_manager_sees_breaches_and_rejections_by_channel(db):
     at = open_inbox("manager")
+    assert not at.get("plotly_chart"), "only the open tab runs: the team tab has no chart"
+    at.session_state["inbox_tab"] = t("inbox.tab.sla", "zh")  # the manager opens the SLA tab
+    at.run()
+    assert not at.exception, at.exception
     charts = at.get("plotly_chart")
     assert len(charts) >= 1, "rejection reasons by channel are charted"
     labels = {m.label for m in at.metric}
@@ -237,3 +241,22 @@ def test_a_marketer_promotes_a_lead_by_hand_in_admin(db):
         routed = session.exec(select(Assignment).where(Assignment.lead_id == lead.id)).one()
     assert promoted.stage == Stage.MQL and change.reason == "展会上当面确认了需求"
     assert routed.status == AssignmentStatus.PENDING and promoted.owner_id == routed.rep_id
+
+
+def test_the_manager_opens_each_tab_and_the_decided_list(db):
+    at = open_inbox("manager")
+    assert not any(w.key == "export_range" for w in at.date_input), "a closed tab does not run"
+    at.session_state["inbox_tab"] = t("inbox.tab.export", "zh")
+    at.run()
+    assert not at.exception, at.exception
+    assert any(w.key == "export_range" for w in at.date_input)
+    at.session_state["inbox_tab"] = t("inbox.tab.mine", "zh")
+    at.run()
+    decided_header = t("col.decided_at", "zh")
+    assert not any(decided_header in df.value.columns for df in at.dataframe), "the decided list is collapsed"
+    at.session_state["inbox_decided"] = True  # the manager expands it
+    at.run()
+    assert not at.exception, at.exception
+    assert not any(w.key == "export_range" for w in at.date_input)
+    assert (any(decided_header in df.value.columns for df in at.dataframe)
+            or any(t("inbox.nothing_decided", "zh") == i.value for i in at.info))
