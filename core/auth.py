@@ -96,6 +96,16 @@ def lead_scope(actor: Actor) -> ColumnElement[bool]:
     return false()
 
 
+def lead_scope_key(actor: Actor) -> str:
+    """A short name for the leads ``lead_scope(actor)`` covers: two actors with the same key see the same leads,
+    so figures computed for one may be cached and shown to the other."""
+    if actor.role == Role.SALES:
+        return f"owner:{actor.id}"
+    if actor.role in (Role.ADMIN, Role.MARKETER, Role.MANAGER):
+        return "all"
+    return "none"
+
+
 def assignment_scope(actor: Actor) -> ColumnElement[bool]:
     """The MQL assignments ``actor`` may see: a rep their own, a manager their team's, admin and marketing all."""
     if actor.role == Role.SALES:

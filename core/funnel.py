@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import ColumnElement, exists, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select
 from sqlmodel import Session
 
 from core.auth import Actor, lead_scope, require
@@ -266,7 +266,10 @@ def _seconds(values: pd.Series) -> np.ndarray:
 def funnel_table(history: StageHistory) -> pd.DataFrame:
     """Counts, conversions and median days per step, in funnel order."""
     counts = [int(history.reached[stage].notna().sum()) for stage in FUNNEL_STAGES]
-    medians = _median_days(history)
+    return _table(counts, _median_days(history))
+
+
+def _table(counts: list[int], medians: dict[str, tuple[float | None, int]]) -> pd.DataFrame:
     rows = []
     for i, stage in enumerate(FUNNEL_STAGES):
         previous = counts[i - 1] if i else counts[0]
@@ -281,14 +284,110 @@ def funnel_table(history: StageHistory) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=FUNNEL_COLUMNS)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# The same funnel counted in the database (what the Reports page opens with)
+# ---------------------------------------------------------------------------------------------------------------
+SIDE_TRACKS: tuple[tuple[str, str, int], ...] = (
+    ("recycled", Stage.RECYCLED, 0), ("mql_again", Stage.MQL, 1), ("disqualified", Stage.DISQUALIFIED, 0),
+    ("lost", Stage.LOST, 0),
+)
+
+
+def _rank(column: Any, *, steps: tuple[str, ...] = FUNNEL_STAGES) -> Any:
+    """The funnel rank of a stage column; NULL for a stage off the main track."""
+    return case({stage: RANK[stage] for stage in steps}, value=column, else_=None)
+
+
+def _days(later: Any, earlier: Any, dialect: str) -> Any:
+    """``later - earlier`` in days, computed by the database."""
+    if dialect == "sqlite":
+        return func.julianday(later) - func.julianday(earlier)
+    return func.extract("epoch", later - earlier) / 86_400.0
+
+
+def funnel_summary(*, session: Session, actor: Actor, filters: ReportFilter = ReportFilter()
+                   ) -> tuple[pd.DataFrame, dict[str, int]]:
+    """``funnel`` and ``side_tracks`` of the filtered cohort, aggregated by the database in two statements.
+
+    The same conventions as the in-memory ``funnel_table`` (module docstring), without reading a row per lead
+    or per stage change into Python: one statement counts the leads by the furthest step they reached (and
+    their side tracks), one returns the finished time in each step of the leads that moved on.
+    """
+    require(actor, "reports")
+    conditions = lead_conditions(actor, filters)
+    dialect = session.get_bind().dialect.name
+
+    def times(stage: str) -> Any:
+        return func.sum(case((StageChange.to_stage == stage, 1), else_=0))
+
+    per_lead = (
+        select(func.max(_rank(Lead.stage)).label("own"), func.max(_rank(StageChange.to_stage, steps=FUNNEL_STAGES[1:]))
+               .label("moved"), *[times(stage).label(name) for name, stage, _ in SIDE_TRACKS])
+        .select_from(Lead).join(StageChange, StageChange.lead_id == Lead.id, isouter=True)
+        .where(*conditions).group_by(Lead.id).subquery()
+    )
+    own, moved = func.coalesce(per_lead.c.own, -1), func.coalesce(per_lead.c.moved, -1)
+    reach = case((moved > own, moved), else_=own)
+    rows = session.execute(
+        select(reach.label("reach"), func.count(),
+               *[func.sum(case((per_lead.c[name] > more_than, 1), else_=0)) for name, _, more_than in SIDE_TRACKS])
+        .group_by(reach)
+    ).all()
+    reached = np.zeros(len(FUNNEL_STAGES) + 1, dtype=np.int64)  # index reach + 1 (reach -1: off the track)
+    tracks = dict.fromkeys((name for name, _, _ in SIDE_TRACKS), 0)
+    for row in rows:
+        reached[int(row[0]) + 1] += int(row[1])
+        for (name, _, _), n in zip(SIDE_TRACKS, row[2:], strict=True):
+            tracks[name] += int(n or 0)
+    total = int(reached.sum())
+    counts = [total] + [int(reached[rank + 1:].sum()) for rank in range(1, len(FUNNEL_STAGES))]
+
+    # Time in each step: from the last arrival at the step (before moving on) to the first arrival further on.
+    main = (
+        select(StageChange.lead_id, StageChange.to_stage, StageChange.at,
+               _rank(StageChange.to_stage, steps=FUNNEL_STAGES[1:]).label("rank"))
+        .join(Lead, Lead.id == StageChange.lead_id)
+        .where(*conditions, StageChange.to_stage.in_(FUNNEL_STAGES[1:]))
+        .subquery()
+    )
+    steps = range(len(FUNNEL_STAGES) - 1)
+    later = (
+        select(main.c.lead_id, *[func.min(case((main.c.rank > k, main.c.at))).label(f"later{k}") for k in steps])
+        .group_by(main.c.lead_id).subquery()
+    )
+    entered = (
+        select(later.c.lead_id, *[func.max(later.c[f"later{k}"]).label(f"later{k}") for k in steps],
+               *[func.max(case((and_(main.c.to_stage == FUNNEL_STAGES[k], main.c.at <= later.c[f"later{k}"]),
+                                main.c.at))).label(f"entered{k}") for k in steps if k])
+        .join(main, main.c.lead_id == later.c.lead_id)
+        .group_by(later.c.lead_id).subquery()
+    )
+    result = session.connection().execute(
+        select(_days(entered.c.later0, Lead.created_at, dialect),
+               *[_days(entered.c[f"later{k}"], entered.c[f"entered{k}"], dialect) for k in steps if k])
+        .join(Lead, Lead.id == entered.c.lead_id)
+    )
+    cursor = getattr(result, "cursor", None)  # plain tuples: a Row per lead costs more than the query
+    durations = cursor.fetchall() if cursor is not None else [tuple(r) for r in result.all()]
+    result.close()
+    days = np.array(durations, dtype=float).reshape(-1, len(steps))
+    medians: dict[str, tuple[float | None, int]] = {}
+    for k in steps:
+        column = days[:, k]
+        column = column[~np.isnan(column) & (column >= 0)]
+        medians[FUNNEL_STAGES[k]] = (float(np.median(column)) if len(column) else None, int(len(column)))
+    medians[FUNNEL_STAGES[-1]] = (None, 0)  # won is final: no time "in" it
+    return _table(counts, medians), tracks
+
+
 def funnel(*, session: Session | None = None, actor: Actor | None = None, filters: ReportFilter = ReportFilter(),
            data: ReportData | None = None) -> pd.DataFrame:
     """The funnel of the filtered cohort (see the module docstring for the conventions); from ``data`` when
-    given, else loaded in two statements."""
+    given, else counted by the database (``funnel_summary``)."""
     if data is not None:
         return funnel_table(history_from(data, filters))
     assert session is not None and actor is not None
-    return funnel_table(stage_history(session=session, actor=actor, filters=filters))
+    return funnel_summary(session=session, actor=actor, filters=filters)[0]
 
 
 def side_tracks(*, session: Session | None = None, actor: Actor | None = None,
@@ -297,14 +396,12 @@ def side_tracks(*, session: Session | None = None, actor: Actor | None = None,
     lost — the leads the funnel's "count once" convention folds in."""
     if data is None:
         assert session is not None and actor is not None
-        data = load_report_data(session=session, actor=actor, owner_ids=filters.owner_ids,
-                                regions=filters.regions, parts=("leads", "changes"))
+        return funnel_summary(session=session, actor=actor, filters=filters)[1]
     leads = filtered_leads(data, filters)
     changes = data.changes[data.changes["lead_id"].isin(leads["id"]).to_numpy()]
     lead_codes, _ = pd.factorize(changes["lead_id"])
     counts: dict[str, int] = {}
-    for name, stage, more_than in (("recycled", Stage.RECYCLED, 0), ("mql_again", Stage.MQL, 1),
-                                   ("disqualified", Stage.DISQUALIFIED, 0), ("lost", Stage.LOST, 0)):
+    for name, stage, more_than in SIDE_TRACKS:
         per_lead = np.bincount(lead_codes[(changes["to_stage"] == stage).to_numpy()])
         counts[name] = int((per_lead > more_than).sum())
     return counts

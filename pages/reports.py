@@ -1,8 +1,10 @@
 """Reports: the funnel, multi-touch attribution and channel ROI — which channels bring customers, at what cost.
 
-The figures come from core.funnel, core.attribution and core.roi. The page loads the report data once per data
-version (a cheap fingerprint of leads, touches, stage changes, deals and costs) and caches each table per filter
-set, so changing a filter costs no database work and new data shows up on the next run.
+The figures come from core.funnel, core.attribution and core.roi. Only the open tab runs. The funnel (the tab the
+page opens on) is counted by the database; attribution and ROI read every touch, so they load the report data once
+per data version (a cheap fingerprint of leads, touches, stage changes, deals and costs) and lead scope, and
+compute each filter set from it. Every table is cached per data version and filter set: new data shows up on the
+next run, and a second look costs nothing.
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ from core.attribution import (
     attribution_report,
     journey_data_from,
 )
+from core.auth import lead_scope_key
 from core.funnel import (
     FUNNEL_STAGES,
     ReportFilter,
     data_version,
     filter_options,
-    funnel,
     funnel_leads,
-    side_tracks,
+    funnel_summary,
     source_ids,
 )
 from core.i18n import t
@@ -66,45 +68,46 @@ def _stage_name(stage: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Cached computations (keyed on the data version, the role and the filters; the actor itself is not hashed)
+# Cached computations (keyed on the data version, the lead scope and the filters; the actor itself is not hashed:
+# actors with the same lead scope see the same figures)
 # ---------------------------------------------------------------------------------------------------------------
 @st.cache_resource(max_entries=2, ttl=3600, show_spinner=False)
-def _data(version: tuple, role: str, _actor: Any) -> ReportData:
+def _data(version: tuple, scope: str, _actor: Any) -> ReportData:
     with db_session() as session:
         return load_report_data(session=session, actor=_actor)
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def _options(version: tuple, role: str, _actor: Any) -> dict[str, Any]:
+def _options(version: tuple, scope: str, _actor: Any) -> dict[str, Any]:
     with db_session() as session:
         return filter_options(session=session, actor=_actor)
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def _funnel(version: tuple, role: str, key: tuple, _actor: Any) -> tuple[pd.DataFrame, dict[str, int]]:
-    data, filters = _data(version, role, _actor), ReportFilter(*key)
-    return funnel(data=data, filters=filters), side_tracks(data=data, filters=filters)
+def _funnel(version: tuple, scope: str, key: tuple, _actor: Any) -> tuple[pd.DataFrame, dict[str, int]]:
+    with db_session() as session:
+        return funnel_summary(session=session, actor=_actor, filters=ReportFilter(*key))
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def _attribution(version: tuple, role: str, key: tuple, conversion: str, lookback: float | None, level: str,
+def _attribution(version: tuple, scope: str, key: tuple, conversion: str, lookback: float | None, level: str,
                  half_life: float, _actor: Any) -> pd.DataFrame:
     filters = ReportFilter(*key)
-    journeys = journey_data_from(_data(version, role, _actor), filters, conversion)
+    journeys = journey_data_from(_data(version, scope, _actor), filters, conversion)
     return attribution_report(data=journeys, filters=filters, conversion=conversion, lookback_days=lookback,
                               models=MODELS, level=level, half_life_days=half_life)
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def _roi(version: tuple, role: str, key: tuple, model: str, level: str, basis: str, lookback: float | None,
+def _roi(version: tuple, scope: str, key: tuple, model: str, level: str, basis: str, lookback: float | None,
          by_month: bool, _actor: Any) -> pd.DataFrame:
     with db_session() as session:
         return roi_table(session=session, actor=_actor, filters=ReportFilter(*key), model=model, level=level,
-                         basis=basis, lookback_days=lookback, by_month=by_month, data=_data(version, role, _actor))
+                         basis=basis, lookback_days=lookback, by_month=by_month, data=_data(version, scope, _actor))
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def _funnel_drill(version: tuple, role: str, key: tuple, stage: str, page: int, cohort: bool, in_months: bool,
+def _funnel_drill(version: tuple, scope: str, key: tuple, stage: str, page: int, cohort: bool, in_months: bool,
                   source: tuple, _actor: Any) -> tuple[pd.DataFrame, int]:
     with db_session() as session:
         return funnel_leads(session=session, actor=_actor, filters=ReportFilter(*key), stage=stage, cohort=cohort,
@@ -113,10 +116,10 @@ def _funnel_drill(version: tuple, role: str, key: tuple, stage: str, page: int, 
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def _credit_drill(version: tuple, role: str, key: tuple, conversion: str, lookback: float | None, level: str,
+def _credit_drill(version: tuple, scope: str, key: tuple, conversion: str, lookback: float | None, level: str,
                   source: str, _actor: Any) -> tuple[pd.DataFrame, int]:
     filters = ReportFilter(*key)
-    journeys = journey_data_from(_data(version, role, _actor), filters, conversion)
+    journeys = journey_data_from(_data(version, scope, _actor), filters, conversion)
     with db_session() as session:
         return attribution_leads(session=session, actor=_actor, filters=filters, conversion=conversion,
                                  lookback_days=lookback, channel=source, level=level, data=journeys)
@@ -159,8 +162,8 @@ def _source_name(value: str) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 with db_session() as session:
     version = data_version(session=session)
-role = actor.role
-options = _options(version, role, actor)
+scope = lead_scope_key(actor)
+options = _options(version, scope, actor)
 months: list[date] = options["months"] or [date.today().replace(day=1)]
 channel_names = dict(options["channels"])
 campaign_names = {cid: name for cid, name, _ in options["campaigns"]}
@@ -186,14 +189,34 @@ filters = ReportFilter(channel_ids=tuple(sorted(channel_ids)), campaign_ids=tupl
                        month_from=month_from, month_to=month_to)
 key = astuple(filters)
 
-funnel_tab, attribution_tab, roi_tab, trend_tab = st.tabs(
-    [tr("reports.tab.funnel"), tr("reports.tab.attribution"), tr("reports.tab.roi"), tr("reports.tab.trends")])
+# Settings of one tab that another tab uses (ROI reads attribution's look-back; trends read ROI's model, level and
+# basis), with their defaults for when that tab was never opened.
+SETTINGS: dict[str, Any] = {"attr_lookback": 90, "roi_model": "linear", "roi_level": LEVELS[0], "roi_basis": BASES[0]}
+
+
+def _keep(widget_keys: tuple[str, ...]) -> None:
+    """Streamlit forgets the state of a widget that did not run: hand the values of a closed tab's widgets back
+    to the session, so a choice made in one tab is still there after a look at another (and other tabs can read
+    it). Only for widgets that do not run in this run: a widget that runs must not have its value set too."""
+    for widget_key in widget_keys:
+        if widget_key in st.session_state:
+            st.session_state[widget_key] = st.session_state[widget_key]
+
+
+def _setting(name: str) -> Any:
+    return st.session_state.get(name, SETTINGS[name])
+
+
+def _lookback_days() -> float | None:
+    return float(_setting("attr_lookback")) if _setting("attr_lookback") else None
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Funnel
 # ---------------------------------------------------------------------------------------------------------------
-with funnel_tab:
-    table, tracks = _funnel(version, role, key, actor)
+def funnel_section() -> None:
+    """The funnel counted by the database, its side tracks and the leads behind each number."""
+    table, tracks = _funnel(version, scope, key, actor)
     st.caption(tr("reports.funnel_convention"))
     if table["leads"].iloc[0] == 0:
         st.info(tr("reports.no_leads"))
@@ -213,16 +236,18 @@ with funnel_tab:
                                placeholder=tr("reports.choose"))
     drill_page = d2.number_input(tr("reports.page"), min_value=1, value=1, step=1, key="drill_page")
     if drill_stage:
-        leads, total = _funnel_drill(version, role, key, drill_stage, int(drill_page), True, False, (), actor)
+        leads, total = _funnel_drill(version, scope, key, drill_stage, int(drill_page), True, False, (), actor)
         st.caption(tr("reports.drill_count", count=number(total), stage=label("stage", drill_stage)))
         if total:
             _table(leads, filename=f"funnel-{drill_stage}", key="drill_export", values={"stage": "stage"},
                    times=("created_at", "reached_at"))
 
+
 # ---------------------------------------------------------------------------------------------------------------
 # Attribution
 # ---------------------------------------------------------------------------------------------------------------
-with attribution_tab:
+def attribution_section() -> None:
+    """Credit per channel or campaign by every model, and the converted leads behind a source."""
     a1, a2, a3, a4 = st.columns(4)
     conversion = a1.selectbox(tr("reports.conversion"), list(CONVERSIONS), index=CONVERSIONS.index("won"),
                               format_func=lambda c: _tt(f"attribution.conversion.{c}"), key="attr_conversion")
@@ -235,7 +260,7 @@ with attribution_tab:
     chosen_models = st.multiselect(tr("reports.models"), list(MODELS), default=list(MODELS),
                                    format_func=_model_name, key="attr_models")
     lookback_days = float(lookback) if lookback else None
-    credit = _attribution(version, role, key, conversion, lookback_days, level, float(half_life), actor)
+    credit = _attribution(version, scope, key, conversion, lookback_days, level, float(half_life), actor)
     credit = credit[credit["model"].isin(chosen_models)]
     metric = "value" if conversion in ("won", "opportunity") else "conversions"
     metric = st.radio(tr("reports.metric"), ["conversions", "value"], index=["conversions", "value"].index(metric),
@@ -263,7 +288,7 @@ with attribution_tab:
     if sources:
         drill_source = st.selectbox(tr("reports.drill_credit"), sources, index=None, format_func=_source_name,
                                     key="attr_drill", placeholder=tr("reports.choose"))
-        leads, total = (_credit_drill(version, role, key, conversion, lookback_days, level, drill_source, actor)
+        leads, total = (_credit_drill(version, scope, key, conversion, lookback_days, level, drill_source, actor)
                         if drill_source else (pd.DataFrame(), 0))
         if drill_source:
             st.caption(tr("reports.drill_credit_count", count=number(total), source=_source_name(drill_source)))
@@ -271,10 +296,12 @@ with attribution_tab:
             _table(leads, filename="attribution-leads", key="attr_drill_export", money_columns=("value",),
                    values={"stage": "stage"}, times=("converted_at",))
 
+
 # ---------------------------------------------------------------------------------------------------------------
 # ROI
 # ---------------------------------------------------------------------------------------------------------------
-with roi_tab:
+def roi_section() -> None:
+    """Cost against attributed revenue per source, and the leads behind a row."""
     r1, r2, r3 = st.columns(3)
     roi_model = r1.selectbox(tr("reports.revenue_model"), list(MODELS), index=MODELS.index("linear"),
                              format_func=_model_name, key="roi_model")
@@ -283,7 +310,7 @@ with roi_tab:
     basis = r3.radio(tr("reports.basis"), list(BASES), format_func=lambda b: _tt(f"reports.basis.{b}"),
                      horizontal=True, key="roi_basis")
     st.caption(tr(f"reports.basis_help.{basis}"))
-    monthly = _roi(version, role, key, roi_model, roi_level, basis, lookback_days, True, actor)
+    monthly = _roi(version, scope, key, roi_model, roi_level, basis, _lookback_days(), True, actor)
     roi = summarize_months(monthly)
     totals = roi_totals(roi) if len(roi) else {}
     m1, m2, m3, m4 = st.columns(4)
@@ -326,17 +353,21 @@ with roi_tab:
             narrowed = ReportFilter(owner_ids=filters.owner_ids, regions=filters.regions,
                                     month_from=filters.month_from, month_to=filters.month_to)
             source = tuple(sorted(source_ids(options, roi_level, roi_source).items()))
-            leads, total = _funnel_drill(version, role, astuple(narrowed), roi_stage, 1, True, basis == "event",
+            leads, total = _funnel_drill(version, scope, astuple(narrowed), roi_stage, 1, True, basis == "event",
                                          source, actor)
             st.caption(tr("reports.drill_count", count=number(total), stage=label("stage", roi_stage)))
         if total:
             _table(leads, filename="roi-leads", key="roi_drill_export", values={"stage": "stage"},
                    times=("created_at", "reached_at"))
 
+
 # ---------------------------------------------------------------------------------------------------------------
 # Trends
 # ---------------------------------------------------------------------------------------------------------------
-with trend_tab:
+def trends_section() -> None:
+    """Cost, revenue, volumes and ROI month by month, by ROI's model, level and basis."""
+    roi_model, roi_level, basis = _setting("roi_model"), _setting("roi_level"), _setting("roi_basis")
+    monthly = _roi(version, scope, key, roi_model, roi_level, basis, _lookback_days(), True, actor)
     st.caption(tr("reports.trends_help", model=_model_name(roi_model), basis=tr(f"reports.basis.{basis}")))
     if monthly.empty:
         st.info(tr("reports.no_costs"))
@@ -359,3 +390,20 @@ with trend_tab:
                               "cost_per_customer"),
                percent_columns=("roi",), number_columns=("roas", "attributed_customers"))
 
+
+funnel_tab, attribution_tab, roi_tab, trend_tab = st.tabs(
+    [tr("reports.tab.funnel"), tr("reports.tab.attribution"), tr("reports.tab.roi"), tr("reports.tab.trends")],
+    key="reports_tab", on_change="rerun")
+SECTIONS = (
+    (funnel_tab, funnel_section, ("drill_stage", "drill_page")),
+    (attribution_tab, attribution_section, ("attr_conversion", "attr_lookback", "attr_level", "attr_half_life",
+                                            "attr_models", "attr_metric", "attr_drill")),
+    (roi_tab, roi_section, ("roi_model", "roi_level", "roi_basis", "roi_drill_source", "roi_drill_stage")),
+    (trend_tab, trends_section, ()),
+)
+for tab, section, widgets in SECTIONS:
+    if tab.open:
+        with tab:
+            section()
+    else:
+        _keep(widgets)

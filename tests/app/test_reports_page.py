@@ -39,6 +39,15 @@ def _core(filters: ReportFilter):
         engine.dispose()
 
 
+def _tab(at, name: str, lang: str = "zh"):  # noqa: ANN001, ANN202
+    """Open one of the page's tabs, as a click on it does (only the open tab runs)."""
+    at.session_state["reports_tab"] = t(f"reports.tab.{name}", lang)
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
 def _funnel_counts(at) -> list[int]:
     table = at.dataframe[0].value
     return [int(v) for v in table.iloc[:, 1]]
@@ -52,11 +61,38 @@ def _charts(at) -> int:
 def test_the_page_shows_every_section_with_charts_and_exports(app_database, lang):
     at = _open(lang=lang)
     assert at.title[0].value == t("reports.title", lang)
-    assert _charts(at) >= 5  # funnel, attribution bars, cost-vs-revenue, two or three trend lines
-    assert len(at.get("download_button")) >= 8  # CSV and Excel under each table
+    assert [tab.label for tab in at.tabs] == [t(f"reports.tab.{n}", lang) for n in
+                                              ("funnel", "attribution", "roi", "trends")]
+    assert _charts(at) == 1, "the page opens on the funnel, and only the open tab runs"
+    assert len(at.get("download_button")) == 2
     shown = " ".join(str(c.value) for c in at.caption)
-    assert "reports." not in shown and "col." not in shown
     assert t("reports.funnel_convention", lang)[:20] in shown
+    charts, downloads = _charts(at), len(at.get("download_button"))
+    for name in ("attribution", "roi", "trends"):
+        _tab(at, name, lang)
+        assert not any(c.value == t("reports.funnel_convention", lang) for c in at.caption), name
+        charts, downloads = charts + _charts(at), downloads + len(at.get("download_button"))
+        shown += " " + " ".join(str(c.value) for c in at.caption)
+    assert charts >= 5  # funnel, attribution bars, cost-vs-revenue, two or three trend lines
+    assert downloads >= 8  # CSV and Excel under each table
+    assert "reports." not in shown and "col." not in shown
+
+
+def test_a_choice_made_in_one_tab_survives_a_look_at_another(app_database):
+    at = _tab(_open(), "attribution")
+    at.number_input(key="attr_lookback").set_value(30)
+    at.radio(key="attr_level").set_value("campaign")
+    at.run()
+    _tab(at, "roi")
+    at.selectbox(key="roi_model").set_value("markov")
+    at.run()
+    _tab(at, "trends")
+    assert t("attribution.model.markov", "zh") in at.caption[0].value, "trends follow ROI's model"
+    _tab(at, "attribution")
+    assert at.number_input(key="attr_lookback").value == 30
+    assert at.radio(key="attr_level").value == "campaign"
+    _tab(at, "roi")
+    assert at.selectbox(key="roi_model").value == "markov"
 
 
 def test_the_funnel_agrees_with_core_and_each_filter_narrows_it(app_database):
@@ -109,7 +145,7 @@ def test_every_funnel_number_drills_down_to_its_leads(app_database):
 
 
 def test_attribution_controls(app_database):
-    at = _open()
+    at = _tab(_open(), "attribution")
     at.selectbox(key="attr_conversion").set_value("mql")
     at.number_input(key="attr_lookback").set_value(30)
     at.radio(key="attr_level").set_value("campaign")
@@ -130,7 +166,7 @@ def test_attribution_controls(app_database):
 
 
 def test_roi_controls_and_drill_down(app_database):
-    at = _open()
+    at = _tab(_open(), "roi")
     at.selectbox(key="roi_model").set_value("markov")
     at.radio(key="roi_level").set_value("campaign")
     at.radio(key="roi_basis").set_value("cohort")

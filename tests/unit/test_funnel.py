@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from core.auth import actor_by_username
 from core.errors import PermissionDenied
 from core.funnel import (
     FUNNEL_STAGES,
     ReportFilter,
     data_version,
+    filter_options,
     funnel,
     funnel_leads,
+    funnel_summary,
     side_tracks,
     stage_counts_by_channel,
 )
+from core.report_data import load_report_data
 from db.models import Touchpoint
+from seed.demo import seed_demo
 from tests.unit import reports_world
 
 
@@ -114,3 +121,30 @@ def test_stage_snapshot_by_channel_still_works(session, world, marketer):
     table = stage_counts_by_channel(session=session, actor=marketer)
     assert table.loc["官网", "total"] == 2
     assert table.loc["微信", "disqualified"] == 1
+
+
+def test_the_database_counts_the_same_funnel_as_the_loaded_data(engine, session):
+    """``funnel_summary`` (aggregated by the database, what the Reports page shows) against ``funnel`` and
+    ``side_tracks`` over the loaded report data, on the demo world with every kind of filter."""
+    seed_demo(engine, leads=600, seed=11)
+    marketer = actor_by_username(session, "marketer")
+    data = load_report_data(session=session, actor=marketer)
+    options = filter_options(session=session, actor=marketer)
+    months = options["months"]
+    cases = [
+        ReportFilter(),
+        ReportFilter(month_from=months[len(months) // 2], month_to=months[-1]),
+        ReportFilter(channel_ids=(options["channels"][0][0], options["channels"][2][0])),
+        ReportFilter(campaign_ids=(options["campaigns"][0][0],), regions=tuple(options["regions"][:3])),
+        ReportFilter(owner_ids=tuple(uid for uid, _ in options["owners"][:2])),
+        ReportFilter(month_from=months[-1], month_to=months[-1]),
+    ]
+    for filters in cases:
+        table, tracks = funnel_summary(session=session, actor=marketer, filters=filters)
+        expected = funnel(data=data, filters=filters)
+        pd.testing.assert_frame_equal(table.drop(columns="median_days"), expected.drop(columns="median_days"))
+        assert np.allclose(table["median_days"].astype(float), expected["median_days"].astype(float),
+                           equal_nan=True, atol=1e-6), filters
+        assert tracks == side_tracks(data=data, filters=filters), filters
+    assert expected["leads"].iloc[0] < funnel(data=data)["leads"].iloc[0], "the filters narrow the cohort"
+    assert funnel(data=data)["timed_leads"].sum() > 0, "the demo has finished steps to time"
