@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select
+from sqlalchemy import ColumnElement, Float, case, cast, exists, func, literal, or_, select
 from sqlmodel import Session
 
 from core.auth import Actor, lead_scope, require
@@ -226,27 +226,37 @@ def _first_arrivals(leads: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
 
 def _median_days(history: StageHistory) -> dict[str, tuple[float | None, int]]:
     """Median days in each step and how many leads it is based on (see the module docstring)."""
-    out: dict[str, tuple[float | None, int]] = {}
     changes = history.changes
-    lead = changes["lead_id"].to_numpy(dtype=np.int64)
-    seconds = _seconds(changes["at"])
-    rank = changes["to_stage"].map(RANK).to_numpy(dtype=float)
-    created = pd.Series(_seconds(history.leads["created_at"]), index=history.leads["id"].to_numpy(dtype=np.int64))
-    for stage in FUNNEL_STAGES[:-1]:
-        later_mask = rank > RANK[stage]
-        later = pd.Series(seconds[later_mask]).groupby(lead[later_mask]).min()
-        if stage == FUNNEL_STAGES[0]:
-            entered = created.reindex(later.index).dropna()
+    lead_ids = history.leads["id"].to_numpy(dtype=np.int64)
+    order = np.argsort(lead_ids, kind="stable")
+    lead = order[np.searchsorted(lead_ids[order], changes["lead_id"].to_numpy(dtype=np.int64))]
+    return step_medians(lead=lead, rank=changes["to_stage"].map(RANK).to_numpy(dtype=np.int64),
+                        at=_seconds(changes["at"]) / 86_400.0,
+                        created=_seconds(history.leads["created_at"]) / 86_400.0)
+
+
+def step_medians(*, lead: np.ndarray, rank: np.ndarray, at: np.ndarray,
+                 created: np.ndarray) -> dict[str, tuple[float | None, int]]:
+    """Median days in each step, and how many leads each median is based on, from the main-track arrivals.
+
+    ``lead`` (a position in ``created``), ``rank`` (funnel rank, 1 or more) and ``at`` (days) describe one arrival
+    each; ``created`` is each lead's creation in days. A lead's time in step k runs from its last arrival at k that
+    is not after its first arrival beyond k (its creation for the first step) to that first arrival beyond k;
+    leads that never went beyond k have no finished time."""
+    out: dict[str, tuple[float | None, int]] = {}
+    for k, stage in enumerate(FUNNEL_STAGES[:-1]):
+        later = np.full(len(created), np.inf)
+        beyond = rank > k
+        np.minimum.at(later, lead[beyond], at[beyond])
+        moved_on = np.isfinite(later)
+        if k == 0:
+            entered = created
         else:
-            own = changes["to_stage"].to_numpy() == stage
-            own_lead, own_at = lead[own], seconds[own]
-            next_at = later.reindex(own_lead).to_numpy()
-            valid = ~np.isnan(next_at) & (own_at <= next_at)
-            entered = pd.Series(own_at[valid]).groupby(own_lead[valid]).max()
-        if entered.empty:
-            out[stage] = (None, 0)
-            continue
-        days = (later.reindex(entered.index).to_numpy() - entered.to_numpy()) / 86_400.0
+            own = (rank == k) & (at <= later[lead])
+            entered = np.full(len(created), -np.inf)
+            np.maximum.at(entered, lead[own], at[own])
+        timed = moved_on & np.isfinite(entered)
+        days = later[timed] - entered[timed]
         days = days[days >= 0]
         out[stage] = (float(np.median(days)) if len(days) else None, int(len(days)))
     out[FUNNEL_STAGES[-1]] = (None, 0)  # won is final: no time "in" it
@@ -298,85 +308,72 @@ def _rank(column: Any, *, steps: tuple[str, ...] = FUNNEL_STAGES) -> Any:
     return case({stage: RANK[stage] for stage in steps}, value=column, else_=None)
 
 
-def _days(later: Any, earlier: Any, dialect: str) -> Any:
-    """``later - earlier`` in days, computed by the database."""
+def _day_number(column: Any, dialect: str) -> Any:
+    """A stored time as a number of days (any origin: only differences are used), computed by the database so
+    that no time string is parsed in Python."""
     if dialect == "sqlite":
-        return func.julianday(later) - func.julianday(earlier)
-    return func.extract("epoch", later - earlier) / 86_400.0
+        return func.julianday(column)
+    return cast(func.extract("epoch", column), Float) / 86_400.0
+
+
+def _raw_rows(session: Session, statement: Any) -> list[tuple[Any, ...]]:
+    """Plain tuples from the driver's cursor: a Row object per stage change would cost more than the query."""
+    result = session.connection().execute(statement)
+    cursor = getattr(result, "cursor", None)
+    rows = cursor.fetchall() if cursor is not None else [tuple(r) for r in result.all()]
+    result.close()
+    return rows
 
 
 def funnel_summary(*, session: Session, actor: Actor, filters: ReportFilter = ReportFilter()
                    ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """``funnel`` and ``side_tracks`` of the filtered cohort, aggregated by the database in two statements.
+    """``funnel`` and ``side_tracks`` of the filtered cohort without loading every lead and stage change.
 
-    The same conventions as the in-memory ``funnel_table`` (module docstring), without reading a row per lead
-    or per stage change into Python: one statement counts the leads by the furthest step they reached (and
-    their side tracks), one returns the finished time in each step of the leads that moved on.
+    The same conventions as the in-memory ``funnel_table`` (module docstring), in three statements: the leads by
+    their current stage (an index count), the main-track arrivals of the cohort (the only rows read: a fraction
+    of all stage changes, with times as day numbers), and the side tracks counted by the database.
     """
     require(actor, "reports")
     conditions = lead_conditions(actor, filters)
     dialect = session.get_bind().dialect.name
-
-    def times(stage: str) -> Any:
-        return func.sum(case((StageChange.to_stage == stage, 1), else_=0))
-
-    per_lead = (
-        select(func.max(_rank(Lead.stage)).label("own"), func.max(_rank(StageChange.to_stage, steps=FUNNEL_STAGES[1:]))
-               .label("moved"), *[times(stage).label(name) for name, stage, _ in SIDE_TRACKS])
-        .select_from(Lead).join(StageChange, StageChange.lead_id == Lead.id, isouter=True)
-        .where(*conditions).group_by(Lead.id).subquery()
-    )
-    own, moved = func.coalesce(per_lead.c.own, -1), func.coalesce(per_lead.c.moved, -1)
-    reach = case((moved > own, moved), else_=own)
-    rows = session.execute(
-        select(reach.label("reach"), func.count(),
-               *[func.sum(case((per_lead.c[name] > more_than, 1), else_=0)) for name, _, more_than in SIDE_TRACKS])
-        .group_by(reach)
-    ).all()
-    reached = np.zeros(len(FUNNEL_STAGES) + 1, dtype=np.int64)  # index reach + 1 (reach -1: off the track)
-    tracks = dict.fromkeys((name for name, _, _ in SIDE_TRACKS), 0)
-    for row in rows:
-        reached[int(row[0]) + 1] += int(row[1])
-        for (name, _, _), n in zip(SIDE_TRACKS, row[2:], strict=True):
-            tracks[name] += int(n or 0)
-    total = int(reached.sum())
-    counts = [total] + [int(reached[rank + 1:].sum()) for rank in range(1, len(FUNNEL_STAGES))]
-
-    # Time in each step: from the last arrival at the step (before moving on) to the first arrival further on.
-    main = (
-        select(StageChange.lead_id, StageChange.to_stage, StageChange.at,
-               _rank(StageChange.to_stage, steps=FUNNEL_STAGES[1:]).label("rank"))
+    by_stage = dict(session.execute(select(Lead.stage, func.count()).where(*conditions).group_by(Lead.stage)).all())
+    rows = _raw_rows(session, (
+        select(StageChange.lead_id, _rank(StageChange.to_stage, steps=FUNNEL_STAGES[1:]),
+               _day_number(StageChange.at, dialect), func.coalesce(_rank(Lead.stage), -1),
+               _day_number(Lead.created_at, dialect))
         .join(Lead, Lead.id == StageChange.lead_id)
         .where(*conditions, StageChange.to_stage.in_(FUNNEL_STAGES[1:]))
-        .subquery()
-    )
-    steps = range(len(FUNNEL_STAGES) - 1)
-    later = (
-        select(main.c.lead_id, *[func.min(case((main.c.rank > k, main.c.at))).label(f"later{k}") for k in steps])
-        .group_by(main.c.lead_id).subquery()
-    )
-    entered = (
-        select(later.c.lead_id, *[func.max(later.c[f"later{k}"]).label(f"later{k}") for k in steps],
-               *[func.max(case((and_(main.c.to_stage == FUNNEL_STAGES[k], main.c.at <= later.c[f"later{k}"]),
-                                main.c.at))).label(f"entered{k}") for k in steps if k])
-        .join(main, main.c.lead_id == later.c.lead_id)
-        .group_by(later.c.lead_id).subquery()
-    )
-    result = session.connection().execute(
-        select(_days(entered.c.later0, Lead.created_at, dialect),
-               *[_days(entered.c[f"later{k}"], entered.c[f"entered{k}"], dialect) for k in steps if k])
-        .join(Lead, Lead.id == entered.c.lead_id)
-    )
-    cursor = getattr(result, "cursor", None)  # plain tuples: a Row per lead costs more than the query
-    durations = cursor.fetchall() if cursor is not None else [tuple(r) for r in result.all()]
-    result.close()
-    days = np.array(durations, dtype=float).reshape(-1, len(steps))
-    medians: dict[str, tuple[float | None, int]] = {}
-    for k in steps:
-        column = days[:, k]
-        column = column[~np.isnan(column) & (column >= 0)]
-        medians[FUNNEL_STAGES[k]] = (float(np.median(column)) if len(column) else None, int(len(column)))
-    medians[FUNNEL_STAGES[-1]] = (None, 0)  # won is final: no time "in" it
+    ))
+    side = dict(session.execute(
+        select(StageChange.to_stage, func.count(func.distinct(StageChange.lead_id)))
+        .join(Lead, Lead.id == StageChange.lead_id)
+        .where(*conditions, StageChange.to_stage.in_([stage for _, stage, more in SIDE_TRACKS if not more]))
+        .group_by(StageChange.to_stage)
+    ).all())
+
+    changes = np.array(rows, dtype=float).reshape(-1, 5)
+    lead_ids, lead = np.unique(changes[:, 0].astype(np.int64), return_inverse=True)
+    rank = changes[:, 1].astype(np.int64)
+    own = np.full(len(lead_ids), -1, dtype=np.int64)
+    own[lead] = changes[:, 3].astype(np.int64)
+    created = np.full(len(lead_ids), np.nan)
+    created[lead] = changes[:, 4]
+    moved = np.full(len(lead_ids), -1, dtype=np.int64)
+    np.maximum.at(moved, lead, rank)
+
+    # A lead counts at a step when its current stage or one of its arrivals is at or beyond it.
+    total = int(sum(by_stage.values()))
+    counts = [total]
+    for k in range(1, len(FUNNEL_STAGES)):
+        at_or_beyond = sum(n for stage, n in by_stage.items() if RANK.get(stage, -1) >= k)
+        counts.append(int(at_or_beyond + ((own < k) & (moved >= k)).sum()))
+    tracks: dict[str, int] = {}
+    for name, stage, more_than in SIDE_TRACKS:
+        if more_than:  # "became an MQL more than once" comes from the arrivals already read
+            tracks[name] = int((np.bincount(lead[rank == RANK[stage]], minlength=len(lead_ids)) > more_than).sum())
+        else:
+            tracks[name] = int(side.get(stage, 0))
+    medians = step_medians(lead=lead, rank=rank, at=changes[:, 2], created=created)
     return _table(counts, medians), tracks
 
 
