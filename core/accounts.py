@@ -732,15 +732,17 @@ class AccountFilters:
     owner_id: int | None = None
 
 
-def _contact_summary() -> Any:
-    return (
+def _contact_summary(accounts: Any = None) -> Any:
+    """Contacts, most advanced stage and last activity per account (of the ``accounts`` id query only, if given)."""
+    statement = (
         select(Lead.account_id.label("account_id"), func.count().label("contacts"),
                func.max(_stage_rank_expression()).label("stage_rank"),
                func.max(Lead.last_activity_at).label("last_activity_at"))
         .where(Lead.status == LeadStatus.VALID, Lead.account_id.is_not(None))
-        .group_by(Lead.account_id)
-        .subquery("contacts")
     )
+    if accounts is not None:
+        statement = statement.where(Lead.account_id.in_(accounts))
+    return statement.group_by(Lead.account_id).subquery("contacts")
 
 
 def _in_target_list(session: Session, name: str) -> ColumnElement[bool]:
@@ -759,9 +761,6 @@ def list_accounts(
     """
     require(actor, "accounts")
     filters = filters or AccountFilters()
-    summary = _contact_summary()
-    stage_of_rank = case(*[(summary.c.stage_rank == rank, stage) for stage, rank in STAGE_RANK.items()],
-                         else_=None)
     conditions: list[ColumnElement[bool]] = []
     if filters.text.strip():
         text = unicodedata.normalize("NFKC", filters.text).strip().lower()
@@ -775,26 +774,40 @@ def list_accounts(
         conditions.append(Account.is_target.is_(True))
     if filters.mqa_only:
         conditions.append(Account.mqa_at.is_not(None))
-    if filters.stages:
-        conditions.append(summary.c.stage_rank.in_([STAGE_RANK[s] for s in filters.stages if s in STAGE_RANK]))
     if filters.industries:
         conditions.append(Account.industry.in_(list(filters.industries)))
     if filters.owner_id is not None:
         conditions.append(Account.owner_id == filters.owner_id)
-    base = select(Account.id).join(summary, summary.c.account_id == Account.id, isouter=True).where(*conditions)
-    total = int(session.scalar(select(func.count()).select_from(base.subquery())) or 0)
-    rows = session.execute(
+    order = (Account.mqa_at.is_(None), Account.engagement_score.desc(), Account.fit_score.desc(), Account.id)
+    if filters.stages:
+        # The stage filter reads every account's contacts: summarize them all, then filter, count and page.
+        summary = _contact_summary()
+        conditions.append(summary.c.stage_rank.in_([STAGE_RANK[s] for s in filters.stages if s in STAGE_RANK]))
+        base = select(Account.id).join(summary, summary.c.account_id == Account.id, isouter=True).where(*conditions)
+        total = int(session.scalar(select(func.count()).select_from(base.subquery())) or 0)
+        shown, cut = conditions, (limit, offset)
+    else:
+        # Otherwise the accounts are counted and paged on their own columns, and only the contacts of the page
+        # are summarized: grouping every lead of the base to show a hundred accounts cost most of the page.
+        total = int(session.scalar(select(func.count(Account.id)).where(*conditions)) or 0)
+        page = select(Account.id).where(*conditions).order_by(*order).limit(limit).offset(offset)
+        summary = _contact_summary(page)
+        shown, cut = [Account.id.in_(page)], None  # the page is already cut
+    stage_of_rank = case(*[(summary.c.stage_rank == rank, stage) for stage, rank in STAGE_RANK.items()],
+                         else_=None)
+    statement = (
         select(Account.id, Account.name, Account.domain, Account.industry, Account.company_size, Account.province,
                Account.city, func.coalesce(summary.c.contacts, 0), stage_of_rank, Account.fit_score,
                Account.engagement_score, Account.mqa_at, Account.is_target, Account.target_lists,
                User.display_name, Account.is_customer, summary.c.last_activity_at)
         .join(summary, summary.c.account_id == Account.id, isouter=True)
         .join(User, User.id == Account.owner_id, isouter=True)
-        .where(*conditions)
-        .order_by(Account.mqa_at.is_(None), Account.engagement_score.desc(), Account.fit_score.desc(),
-                  Account.id)
-        .limit(limit).offset(offset)
-    ).all()
+        .where(*shown)
+        .order_by(*order)
+    )
+    if cut is not None:
+        statement = statement.limit(cut[0]).offset(cut[1])
+    rows = session.execute(statement).all()
     frame = pd.DataFrame([tuple(r) for r in rows], columns=ACCOUNT_COLUMNS)
     frame["mqa_at"] = pd.to_datetime(frame["mqa_at"], utc=True)
     frame["last_activity_at"] = pd.to_datetime(frame["last_activity_at"], utc=True)
