@@ -17,6 +17,9 @@ visible = {key: module for key, module in TABS.items() if actor.can(module.PERMI
 if not visible:
     st.info(tr("admin.nothing"))
     st.stop()
-for tab, module in zip(st.tabs([tr(f"admin.tab.{key}") for key in visible]), visible.values(), strict=True):
-    with tab:
-        module.render(actor)
+# Only the open tab runs (``on_change="rerun"``): each reads its own tables, and one is looked at at a time.
+tabs = st.tabs([tr(f"admin.tab.{key}") for key in visible], key="admin_tab", on_change="rerun")
+for tab, module in zip(tabs, visible.values(), strict=True):
+    if tab.open:
+        with tab:
+            module.render(actor)

@@ -136,3 +136,12 @@ def interface_texts(at: AppTest) -> list[str]:
     for frame in at.dataframe:
         texts.extend(str(column) for column in frame.value.columns)
     return texts
+
+
+def open_tab(at: AppTest, tabs_key: str, label: str) -> AppTest:
+    """Open the tab ``label`` of the ``st.tabs`` keyed ``tabs_key``, as a click on it does: pages whose tabs rerun
+    on change run only the open tab's code."""
+    at.session_state[tabs_key] = label
+    at.run()
+    assert not at.exception, at.exception
+    return at

@@ -15,7 +15,7 @@ from core.i18n import t
 from core.routing import reassign
 from db.engine import make_engine
 from db.models import Assignment, AssignmentStatus, Lead, RoutingRule, Stage, StageChange, User
-from tests.app.conftest import logged_in
+from tests.app.conftest import logged_in, open_tab
 
 PAGE = "pages/inbox.py"
 
@@ -204,7 +204,7 @@ def _admin_tab(username: str, tab_key: str):  # noqa: ANN202
     at.run()
     assert not at.exception, at.exception
     assert t(f"admin.tab.{tab_key}", "zh") in [tab.label for tab in at.tabs]
-    return at
+    return open_tab(at, "admin_tab", t(f"admin.tab.{tab_key}", "zh"))
 
 
 def test_a_manager_adds_a_routing_rule_in_admin(db):

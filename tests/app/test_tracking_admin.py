@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlmodel import Session
 
+from core.i18n import t
 from db.engine import make_engine
 from db.models import TrackingLink
-from tests.app.conftest import logged_in
+from tests.app.conftest import logged_in, open_tab
 
 
 def test_marketer_creates_a_tracking_link_with_qr(app_database) -> None:
@@ -16,6 +17,8 @@ def test_marketer_creates_a_tracking_link_with_qr(app_database) -> None:
     at.switch_page("pages/admin.py")
     at.run()
     assert not at.exception, at.exception
+    assert "目标网址" not in [w.label for w in at.text_input], "only the open tab runs"
+    open_tab(at, "admin_tab", t("admin.tab.campaigns", "zh"))
     labels = [t.label for t in at.text_input]
     url_at = labels.index("目标网址")
     at.text_input[url_at].input("https://www.example.cn/expo")

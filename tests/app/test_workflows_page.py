@@ -8,7 +8,7 @@ from sqlmodel import Session
 from core.i18n import t
 from db.engine import make_engine
 from db.models import Workflow, WorkflowVersion
-from tests.app.conftest import logged_in
+from tests.app.conftest import logged_in, open_tab
 
 
 def _open():  # noqa: ANN202
@@ -97,6 +97,7 @@ def test_admin_saves_smtp_settings_without_showing_the_password(app_database):
     at.switch_page("pages/admin.py")
     at.run()
     assert not at.exception, at.exception
+    open_tab(at, "admin_tab", t("admin.tab.messaging", "zh"))
     at.text_input(key="smtp_host").input("smtp.example.cn")
     at.text_input(key="smtp_password").input("s3cret-pw")
     at.text_input(key="smtp_sender").input("mkt@example.cn")
