@@ -19,7 +19,16 @@ from core.importer import (
     undo_batch,
 )
 from core.importer.run import list_channels_for_import
-from ui.common import db_session, for_display, lang, require_permission, show_error, show_flash, tr
+from ui.common import (
+    db_session,
+    for_display,
+    lang,
+    require_permission,
+    show_error,
+    show_flash,
+    shown_name,
+    tr,
+)
 
 actor = require_permission("import")
 st.title(tr("import.title"))
@@ -54,13 +63,13 @@ if channels.empty:
 # Channel, campaign, file
 # ---------------------------------------------------------------------------------------------------------------
 left, right = st.columns(2)
-channel_names = dict(zip(channels["id"].astype(int), channels["name"], strict=True))
+channel_names = {int(i): shown_name("channel", n) for i, n in zip(channels["id"], channels["name"], strict=True)}
 channel_id = left.selectbox(tr("import.channel"), list(channel_names), format_func=channel_names.get,
                             key="import_channel")
 with db_session() as session:
     campaigns = list_campaigns(session=session, channel_id=int(channel_id))
 campaign_names = {None: tr("import.no_campaign"),
-                  **dict(zip(campaigns["id"].astype(int), campaigns["name"], strict=True))}
+                  **{int(i): shown_name("campaign", n) for i, n in zip(campaigns["id"], campaigns["name"], strict=True)}}
 campaign_id = right.selectbox(tr("import.campaign"), list(campaign_names), format_func=campaign_names.get,
                               key="import_campaign")
 
