@@ -74,8 +74,9 @@ campaign_id = right.selectbox(tr("import.campaign"), list(campaign_names), forma
                               key="import_campaign")
 
 uploader_key = f"import_upload_{state.get('import_upload_round', 0)}"
+# The browser refuses a larger file before sending it (and names the same limit); core checks it again.
 uploaded = st.file_uploader(tr("import.upload", limit_mb=limit_mb), type=["csv", "tsv", "txt", "xlsx", "xlsm"],
-                            key=uploader_key)
+                            key=uploader_key, max_upload_size=max(1, int(limit_mb)))
 if uploaded is not None and state.get("import_file", {}).get("id") != uploaded.file_id:
     # Keep the bytes once: reruns (mapping edits, sheet choice) preview the same file without reading it again.
     state["import_file"] = {"id": uploaded.file_id, "name": uploaded.name, "data": uploaded.getvalue()}

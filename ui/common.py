@@ -197,7 +197,8 @@ def for_display(
     shown = frame[columns].copy() if columns else frame.copy()
     for column, kind in NAME_COLUMNS.items():
         if column in shown and column not in (values or {}):
-            shown[column] = display_names.show_series(shown[column], names(kind))
+            named = display_names.show_series(shown[column], names(kind))
+            shown[column] = named.astype(object).where(named.notna(), "—")
     for column, prefix in (values or {}).items():
         if column in shown:
             shown[column] = shown[column].map(lambda v, p=prefix: label(p, v))
