@@ -48,6 +48,8 @@ from ui.common import (
     number,
     percent,
     require_permission,
+    shown_name,
+    shown_source,
     tr,
 )
 
@@ -154,7 +156,7 @@ def _model_name(model: str) -> str:
 
 
 def _source_name(value: str) -> str:
-    return _tt("reports.unattributed") if value == UNATTRIBUTED else value
+    return _tt("reports.unattributed") if value == UNATTRIBUTED else shown_source(value)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -165,8 +167,8 @@ with db_session() as session:
 scope = lead_scope_key(actor)
 options = _options(version, scope, actor)
 months: list[date] = options["months"] or [date.today().replace(day=1)]
-channel_names = dict(options["channels"])
-campaign_names = {cid: name for cid, name, _ in options["campaigns"]}
+channel_names = {cid: shown_name("channel", name) for cid, name in options["channels"]}
+campaign_names = {cid: shown_source(name) for cid, name, _ in options["campaigns"]}
 owner_names = dict(options["owners"])
 
 with st.form("report_filters"):
