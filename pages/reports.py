@@ -224,7 +224,7 @@ def funnel_section() -> None:
         st.info(tr("reports.no_leads"))
     else:
         stage_names = [label("stage", s) for s in table["stage"]]
-        figure = go.Figure(go.Funnel(y=stage_names, x=table["leads"], textinfo="value+percent previous"))
+        figure = go.Figure(go.Funnel(y=stage_names, x=table["leads"].tolist(), textinfo="value+percent previous"))
         figure.update_layout(title=tr("reports.chart.funnel"), height=380, margin={"l": 10, "r": 10, "t": 50})
         st.plotly_chart(figure, width="stretch", key="funnel_chart")
         st.caption(tr("reports.side_tracks", **{k: number(v) for k, v in tracks.items()}))

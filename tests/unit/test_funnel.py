@@ -22,7 +22,7 @@ from core.funnel import (
     stage_counts_by_channel,
 )
 from core.report_data import load_report_data
-from db.models import Touchpoint
+from db.models import Lead, Touchpoint
 from seed.demo import seed_demo
 from tests.unit import reports_world
 
@@ -113,6 +113,30 @@ def test_the_data_version_changes_when_data_changes(session, world, marketer):
     assert data_version(session=session) == before
     session.add(Touchpoint(lead_id=world.leads["L4"], kind="page_view", channel_id=world.channels["官网"],
                            occurred_at=reports_world.at(3, 3), natural_key="extra"))
+    session.commit()
+    assert data_version(session=session) != before
+
+
+def test_the_data_version_changes_when_an_import_is_undone(session, world, marketer):
+    """Undoing an activity import removes touches without adding anything: the version must move all the same
+    (a touch of an existing lead leaves the lead count, its newest id and the newest touch id as they were when
+    the undone touches were not the newest)."""
+    from datetime import UTC, datetime
+
+    from core.importer import run_import, undo_batch
+
+    now = datetime(2026, 3, 20, 8, 0, tzinfo=UTC)
+    session.get(Lead, world.leads["L4"]).email = "l4@example.cn"
+    session.commit()
+    data = "邮箱,姓名,行为,参会时长,时间\nl4@example.cn,L4,参会,45,2026-03-05 15:00\n".encode()
+    summary = run_import(session=session, actor=marketer, data=data, filename="webinar.csv",
+                         channel_id=world.channels["官网"], now=now)
+    session.commit()
+    session.add(Touchpoint(lead_id=world.leads["L1"], kind="page_view", channel_id=world.channels["官网"],
+                           occurred_at=reports_world.at(3, 6), natural_key="newest"))
+    session.commit()
+    before = data_version(session=session)
+    undo_batch(session=session, actor=marketer, batch_id=summary.batch_id, now=now)
     session.commit()
     assert data_version(session=session) != before
 
