@@ -109,7 +109,9 @@ def preview(text: str, *, session: Session, now: datetime, saved_text: str | Non
     context = context_of(kind)
     count = _count(session, text, now, context)
     delta = None
-    if saved_text and saved_text.strip():
+    if saved_text and saved_text.strip() == text.strip():
+        delta = 0  # the saved rule as it is (what the editor opens on): no second count over every lead
+    elif saved_text and saved_text.strip():
         try:
             delta = count - _count(session, saved_text, now, context)
         except RuleSyntaxError:

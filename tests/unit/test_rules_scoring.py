@@ -218,6 +218,8 @@ def test_preview_counts_and_delta(session) -> None:  # noqa: ANN001
     result = preview("company_size >= 200", session=session, now=NOW, saved_text="company_size >= 100")
     assert (result.count, result.delta) == (2, -1)
     assert len(result.sample) == 2 and set(result.sample["company_size"]) == {250, 900}
+    unchanged = preview("company_size >= 200", session=session, now=NOW, saved_text=" company_size >= 200\n")
+    assert (unchanged.count, unchanged.delta) == (2, 0)
     engaged = preview('kind = "email_open"', session=session, now=NOW, kind="engagement")
     assert engaged.count == 0 and engaged.delta is None
 
