@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {int((found['score'] >= auto).sum()):,} pairs to merge automatically, "
                       f"{int(((found['score'] >= review) & (found['score'] < auto)).sum()):,} for review")
                 t0 = time.perf_counter()
-                summary = process_pairs(session=session, frame=frame, pairs=found, now=NOW, new_ids=batch_ids)
+                summary = process_pairs(session=session, pairs=found, now=NOW, new_ids=batch_ids)
                 session.commit()
                 print(f"  acting on them (information): {summary['merged']} merges, {summary['queued']} queued, "
                       f"{summary['flagged']} flagged in {time.perf_counter() - t0:.1f} s")

@@ -33,8 +33,10 @@ from db.models import CandidateStatus, DuplicateCandidate, Lead, LeadStatus, Tou
 PAIR_FIELDS = ("name", "company", "phone", "email", "title", "city", "stage", "owner_id")
 COMPARED_FIELDS = ("name", "email", "phone", "wechat_id", "company", "title", "industry", "province", "city",
                    "company_size", "product_interest")
+# What the engine compares (``lead_frame``); who owns a lead is read afterwards, for the leads in a pair only.
 FRAME_COLUMNS = ("id", "name", "name_key", "email", "phone", "wechat_id", "company", "company_key", "title",
-                 "city", "owner_id", "stage", "is_customer")
+                 "city")
+OWNER_COLUMNS = ("id", "owner_id", "stage", "is_customer")
 _CHUNK = 500
 
 
@@ -52,12 +54,26 @@ def lead_frame(session: Session) -> pd.DataFrame:
     """The valid leads with the columns dedup compares, indexed by lead id (one statement)."""
     columns = [getattr(Lead, c) for c in FRAME_COLUMNS]
     result = session.connection().execute(select(*columns).where(Lead.status == LeadStatus.VALID).order_by(Lead.id))
-    # Plain columns (text, integers, a boolean): the driver's rows as they are, without per-value processing.
+    # Plain columns (text, integers): the driver's rows as they are, without per-value processing.
     rows = result.cursor.fetchall() if result.cursor is not None else []
     result.close()
-    frame = pd.DataFrame.from_records(rows, columns=list(FRAME_COLUMNS))
+    return pd.DataFrame.from_records(rows, columns=list(FRAME_COLUMNS)).set_index("id")
+
+
+def owner_frame(session: Session, lead_ids: Iterable[int]) -> pd.DataFrame:
+    """Owner, stage and customer flag of the given leads, indexed by lead id (a statement per 500 ids): what
+    choosing a survivor and flagging follow-ups need, for the leads of the pairs found only."""
+    ids = sorted({int(i) for i in lead_ids})
+    columns = [getattr(Lead, c) for c in OWNER_COLUMNS]
+    rows: list[Any] = []
+    if len(ids) > 20 * _CHUNK:  # a nightly scan's pairs: one pass over the table beats many IN lists
+        rows = session.execute(select(*columns).where(Lead.status != LeadStatus.MERGED)).all()
+    else:
+        for start in range(0, len(ids), _CHUNK):
+            rows += session.execute(select(*columns).where(Lead.id.in_(ids[start:start + _CHUNK]))).all()
+    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(OWNER_COLUMNS)).set_index("id")
     frame["is_customer"] = frame["is_customer"].astype(bool)
-    return frame.set_index("id")
+    return frame.loc[frame.index.intersection(ids)]
 
 
 def _decided_pairs(session: Session, pairs: pd.DataFrame) -> dict[tuple[int, int], tuple[int, str]]:
@@ -84,15 +100,15 @@ def _survivor(frame: pd.DataFrame, members: list[int]) -> int:
 
 
 def process_pairs(
-    *, session: Session, frame: pd.DataFrame, pairs: pd.DataFrame, now: datetime, actor: Actor = SYSTEM,
+    *, session: Session, pairs: pd.DataFrame, now: datetime, actor: Actor = SYSTEM,
     new_ids: Iterable[int] | None = None,
 ) -> dict[str, int]:
     """Act on scored pairs: merge the certain ones, queue the likely ones, flag follow-up matches."""
     auto, review = thresholds(session)
     summary = {"pairs": int(len(pairs)), "merged": 0, "queued": 0, "flagged": 0}
     if pairs.empty:
-        summary["flagged"] = _flag_followups(session, frame, pairs, new_ids, now)
         return summary
+    frame = owner_frame(session, pd.concat([pairs["left"], pairs["right"]]).unique())
     pairs = pairs.copy()
     low, high = np.minimum(pairs["left"], pairs["right"]), np.maximum(pairs["left"], pairs["right"])
     pairs["left"], pairs["right"] = low.astype(int), high.astype(int)
@@ -171,7 +187,7 @@ def check_new_leads(*, session: Session, lead_ids: Iterable[int], now: datetime,
     frame = lead_frame(session)
     pairs = find_duplicates(frame, only=ids, min_score=review) if len(frame) > 1 else pd.DataFrame(
         columns=["left", "right", "score", "reasons"])
-    summary = process_pairs(session=session, frame=frame, pairs=pairs, now=now, actor=actor, new_ids=ids)
+    summary = process_pairs(session=session, pairs=pairs, now=now, actor=actor, new_ids=ids)
     summary["compared"] = int(pairs.attrs.get("candidate_pairs", 0))
     return summary
 
@@ -183,7 +199,7 @@ def scan_all(*, session: Session, now: datetime, actor: Actor = SYSTEM) -> dict[
     frame = lead_frame(session)
     pairs = find_duplicates(frame, min_score=review) if len(frame) > 1 else pd.DataFrame(
         columns=["left", "right", "score", "reasons"])
-    summary = process_pairs(session=session, frame=frame, pairs=pairs, now=now, actor=actor)
+    summary = process_pairs(session=session, pairs=pairs, now=now, actor=actor)
     summary["compared"] = int(pairs.attrs.get("candidate_pairs", 0))
     return summary
 
