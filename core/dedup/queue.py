@@ -326,22 +326,53 @@ def merge_candidate(
 
 
 def bulk_merge(*, session: Session, actor: Actor, candidate_ids: Iterable[int], now: datetime) -> int:
-    """Merge many pairs at once (the obvious ones), each with the default survivorship; pairs whose lead was
-    merged away by an earlier pair of the same batch merge into that lead's survivor."""
+    """Merge many pairs at once (the obvious ones), each with the default survivorship (the pair's lower id
+    survives), best score first; a pair whose lead was merged away by an earlier pair of the same batch merges
+    into that lead's survivor. Each merge keeps its own undo snapshot, as one by one; the writes are set-based
+    (``merge_many``): a few statements per table for the whole selection, not a round of queries per pair."""
     require(actor, "dedup")
-    done = 0
-    order = [(c.id, c.score) for c in _candidates(session, candidate_ids)]
-    for candidate_id, _ in sorted(order, key=lambda item: (-item[1], item[0])):
-        row = session.execute(select(DuplicateCandidate.status, DuplicateCandidate.left_id,
-                                     DuplicateCandidate.right_id).where(DuplicateCandidate.id == candidate_id)).first()
-        if row is None or row.status not in (CandidateStatus.PENDING, CandidateStatus.SKIPPED):
-            continue  # merged along with an earlier pair, or removed
-        statuses = set(session.scalars(select(Lead.status).where(Lead.id.in_((row.left_id, row.right_id)))))
-        if LeadStatus.MERGED in statuses:
+    candidates = _candidates(session, candidate_ids)
+    lead_ids = sorted({c.left_id for c in candidates} | {c.right_id for c in candidates})
+    statuses: dict[int, str] = {}
+    for start in range(0, len(lead_ids), _CHUNK):
+        statuses.update((lead_id, status) for lead_id, status in session.execute(
+            select(Lead.id, Lead.status).where(Lead.id.in_(lead_ids[start:start + _CHUNK]))))
+    # Where each lead went within this batch; the steps are split into rounds in which no lead both absorbs
+    # others and is absorbed (what ``merge_many`` replays in one go); a chain takes one more round.
+    went: dict[int, int] = {}
+
+    def resolve(lead_id: int) -> int:
+        while lead_id in went:
+            lead_id = went[lead_id]
+        return lead_id
+
+    rounds: list[list[tuple[int, int, float | None]]] = [[]]
+    survivors_now: set[int] = set()
+    done_ids: list[int] = []
+    for candidate in sorted(candidates, key=lambda c: (-c.score, c.id)):
+        if candidate.status not in (CandidateStatus.PENDING, CandidateStatus.SKIPPED):
             continue
-        merge_candidate(session=session, actor=actor, candidate_id=candidate_id, now=now)
-        done += 1
-    return done
+        if LeadStatus.MERGED in (statuses.get(candidate.left_id), statuses.get(candidate.right_id)):
+            continue  # merged before this batch
+        a, b = resolve(candidate.left_id), resolve(candidate.right_id)
+        if a == b:
+            continue  # merged along with an earlier pair
+        survivor, merged = min(a, b), max(a, b)
+        if merged in survivors_now:
+            rounds.append([])
+            survivors_now = set()
+        rounds[-1].append((survivor, merged, candidate.score))
+        survivors_now.add(survivor)
+        went[merged] = survivor
+        done_ids.append(candidate.id)
+    for steps in rounds:
+        merge_many(session=session, actor=actor, merges=steps, now=now, automatic=False)
+    for start in range(0, len(done_ids), _CHUNK):
+        session.execute(update(DuplicateCandidate).where(DuplicateCandidate.id.in_(done_ids[start:start + _CHUNK]))
+                        .values(decided_by_id=actor.id or None, decided_at=now)
+                        .execution_options(synchronize_session=False))
+    session.flush()
+    return len(done_ids)
 
 
 def pending_for_lead(*, session: Session, lead_id: int) -> int:
