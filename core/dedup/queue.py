@@ -25,9 +25,9 @@ from core.auth import SYSTEM, Actor, require
 from core.dedup.bulk import merge_many
 from core.dedup.engine import clusters, find_duplicates
 from core.dedup.merge import merge
+from core.dedup.thresholds import thresholds
 from core.errors import NotFound, ValidationError
 from core.lifecycle import stage_rank
-from core.settings import get_setting
 from db.models import CandidateStatus, DuplicateCandidate, Lead, LeadStatus, Touchpoint, User
 
 PAIR_FIELDS = ("name", "company", "phone", "email", "title", "city", "stage", "owner_id")
@@ -38,16 +38,6 @@ FRAME_COLUMNS = ("id", "name", "name_key", "email", "phone", "wechat_id", "compa
                  "city")
 OWNER_COLUMNS = ("id", "owner_id", "stage", "is_customer")
 _CHUNK = 500
-
-
-def thresholds(session: Session) -> tuple[float, float]:
-    """(auto_merge, review) from the team setting ``dedup``."""
-    setting = get_setting(session, "dedup")
-    auto, review = float(setting["auto_merge"]), float(setting["review"])
-    if not 0 < review <= auto <= 1:
-        raise ValidationError("The review threshold must be above 0 and at most the automatic-merge threshold.",
-                              key="dedup.thresholds_invalid")
-    return auto, review
 
 
 def lead_frame(session: Session) -> pd.DataFrame:
