@@ -29,7 +29,15 @@ ARROW = "string[pyarrow]"
 # Arrays
 # ---------------------------------------------------------------------------------------------------------------
 def objects(series: pd.Series) -> np.ndarray:
-    return series.to_numpy(dtype=object, na_value=None, copy=True)
+    """The values as a numpy object array with None for every missing value (NaN, NA, NaT)."""
+    if series.dtype != object:
+        return series.to_numpy(dtype=object, na_value=None, copy=True)
+    # Object columns (stored leads): one missing-value pass, and only the missing cells rewritten.
+    values = series.to_numpy(dtype=object, copy=True)
+    missing = pd.isna(values)
+    if missing.any():
+        values[missing] = None
+    return values
 
 
 def map_unique(values: np.ndarray, func: Callable[[Any], Any], rows: np.ndarray | None = None) -> np.ndarray:
