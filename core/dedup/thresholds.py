@@ -20,14 +20,18 @@ from core.settings import get_setting, set_setting
 from db.models import CandidateStatus, DuplicateCandidate
 
 
-def check_thresholds(auto: Any, review: Any) -> tuple[float, float]:
-    """``(auto, review)`` as floats when ``0 <= review < auto <= 1``; a ``ValidationError`` otherwise."""
+def check_thresholds(auto: Any, review: Any, *, stored: bool = False) -> tuple[float, float]:
+    """``(auto, review)`` as floats when ``0 <= review < auto <= 1``; a ``ValidationError`` otherwise.
+
+    ``stored``: a value already in the setting is also accepted with ``review == auto`` (no review band), which
+    the setting allowed before the Admin tab existed — an import must not start failing because of it."""
     try:
         auto_value, review_value = float(auto), float(review)
     except (TypeError, ValueError) as error:
         raise ValidationError("The thresholds must be numbers between 0 and 1.",
                               key="dedup.thresholds_invalid") from error
-    if not 0 <= review_value < auto_value <= 1:
+    band = review_value <= auto_value if stored else review_value < auto_value
+    if not (0 <= review_value and band and auto_value <= 1):
         raise ValidationError("The review threshold must be at least 0 and below the automatic-merge threshold, "
                               "which is at most 1.", key="dedup.thresholds_invalid")
     return auto_value, review_value
@@ -36,7 +40,7 @@ def check_thresholds(auto: Any, review: Any) -> tuple[float, float]:
 def thresholds(session: Session) -> tuple[float, float]:
     """(auto_merge, review) from the team setting ``dedup``."""
     setting = get_setting(session, "dedup")
-    return check_thresholds(setting["auto_merge"], setting["review"])
+    return check_thresholds(setting["auto_merge"], setting["review"], stored=True)
 
 
 def preview_thresholds(*, session: Session, actor: Actor, auto: float, review: float) -> dict[str, Any]:

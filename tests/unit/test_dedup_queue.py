@@ -176,6 +176,9 @@ def test_an_admin_previews_and_saves_the_thresholds_and_the_scan_follows_them(se
     session.commit()
     assert summary["merged"] == 0 and summary["queued"] == 1
     assert {_status(session, a.id), _status(session, b.id)} == {LeadStatus.VALID}
+    # A setting stored before the Admin tab existed with no review band still reads (imports keep working).
+    set_setting(session, "dedup", {"auto_merge": 0.9, "review": 0.9})
+    assert thresholds(session) == (0.9, 0.9)
 
 
 def test_invalid_leads_restore_and_delete_for_good(session, make_actor):
