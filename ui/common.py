@@ -9,14 +9,16 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from core import display_names
 from core.auth import Actor
 from core.clock import TEAM_TIMEZONE
-from core.errors import LeadLoopError, PermissionDenied
+from core.errors import DatabaseBusy, LeadLoopError, PermissionDenied
 from core.export import to_csv_bytes, to_xlsx_bytes
 from core.i18n import fmt_date, fmt_money, fmt_number, fmt_percent, t
+from db.busy import is_busy
 from db.engine import get_engine
 
 
@@ -99,6 +101,11 @@ def run_action(func: Any, *args: Any, success: str | None = None, rerun: bool = 
             result = func(*args, session=session, **kwargs)
     except LeadLoopError as error:
         show_error(error)
+        return None
+    except OperationalError as error:
+        if not is_busy(error):
+            raise
+        show_error(DatabaseBusy())  # rolled back: nothing half-saved, and trying again works
         return None
     if success:
         st.session_state["flash"] = success
