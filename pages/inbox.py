@@ -167,6 +167,7 @@ def team_inbox() -> None:
 
 def sla_and_rejections() -> None:
     days = st.segmented_control(tr("inbox.period"), [7, 30, 90, 365], default=30, key="inbox_period",
+                                persist_state="page",  # kept while another tab is open
                                 format_func=lambda d: tr("inbox.last_days", n=d)) or 30
     since = now - timedelta(days=int(days))
     with db_session() as session:
@@ -211,10 +212,11 @@ def sla_and_rejections() -> None:
 
 def crm_export() -> None:
     today = to_local(now).date()  # type: ignore[union-attr]
-    chosen = st.date_input(tr("inbox.export_range"), value=(today - timedelta(days=30), today), key="export_range")
+    chosen = st.date_input(tr("inbox.export_range"), value=(today - timedelta(days=30), today), key="export_range",
+                           persist_state="page")
     picked = list(chosen) if isinstance(chosen, (tuple, list)) else [chosen]
     start, end = (picked + picked)[:2] if picked else (today, today)  # while picking, one end may be missing
-    only_export = st.toggle(tr("inbox.export_only_without_webhook"), key="export_only")
+    only_export = st.toggle(tr("inbox.export_only_without_webhook"), key="export_only", persist_state="page")
     since = datetime.combine(start, time(0), tzinfo=TEAM_TIMEZONE)
     until = datetime.combine(end, time(0), tzinfo=TEAM_TIMEZONE) + timedelta(days=1)
     with db_session() as session:

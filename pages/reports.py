@@ -191,18 +191,10 @@ filters = ReportFilter(channel_ids=tuple(sorted(channel_ids)), campaign_ids=tupl
                        month_from=month_from, month_to=month_to)
 key = astuple(filters)
 
-# Settings of one tab that another tab uses (ROI reads attribution's look-back; trends read ROI's model, level and
-# basis), with their defaults for when that tab was never opened.
+# Only the open tab runs. Its widgets keep their values while another tab is open (``persist_state="page"``), and
+# other tabs read them: ROI reads attribution's look-back, trends read ROI's model, level and basis — with these
+# defaults when that tab was never opened.
 SETTINGS: dict[str, Any] = {"attr_lookback": 90, "roi_model": "linear", "roi_level": LEVELS[0], "roi_basis": BASES[0]}
-
-
-def _keep(widget_keys: tuple[str, ...]) -> None:
-    """Streamlit forgets the state of a widget that did not run: hand the values of a closed tab's widgets back
-    to the session, so a choice made in one tab is still there after a look at another (and other tabs can read
-    it). Only for widgets that do not run in this run: a widget that runs must not have its value set too."""
-    for widget_key in widget_keys:
-        if widget_key in st.session_state:
-            st.session_state[widget_key] = st.session_state[widget_key]
 
 
 def _setting(name: str) -> Any:
@@ -234,9 +226,10 @@ def funnel_section() -> None:
     st.subheader(tr("reports.drill_title"))
     d1, d2 = st.columns([3, 1])
     drill_stage = d1.selectbox(tr("reports.drill_stage"), list(FUNNEL_STAGES), index=None,
-                               format_func=_stage_name, key="drill_stage",
+                               format_func=_stage_name, key="drill_stage", persist_state="page",
                                placeholder=tr("reports.choose"))
-    drill_page = d2.number_input(tr("reports.page"), min_value=1, value=1, step=1, key="drill_page")
+    drill_page = d2.number_input(tr("reports.page"), min_value=1, value=1, step=1, key="drill_page",
+                                 persist_state="page")
     if drill_stage:
         leads, total = _funnel_drill(version, scope, key, drill_stage, int(drill_page), True, False, (), actor)
         st.caption(tr("reports.drill_count", count=number(total), stage=label("stage", drill_stage)))
@@ -252,21 +245,23 @@ def attribution_section() -> None:
     """Credit per channel or campaign by every model, and the converted leads behind a source."""
     a1, a2, a3, a4 = st.columns(4)
     conversion = a1.selectbox(tr("reports.conversion"), list(CONVERSIONS), index=CONVERSIONS.index("won"),
-                              format_func=lambda c: _tt(f"attribution.conversion.{c}"), key="attr_conversion")
+                              format_func=lambda c: _tt(f"attribution.conversion.{c}"), key="attr_conversion",
+                              persist_state="page")
     lookback = a2.number_input(tr("reports.lookback"), min_value=0, max_value=3650, value=90, step=15,
-                               key="attr_lookback", help=tr("reports.lookback_help"))
+                               key="attr_lookback", persist_state="page", help=tr("reports.lookback_help"))
     level = a3.radio(tr("reports.level"), list(LEVELS), format_func=lambda v: _tt(f"attribution.level.{v}"),
-                     horizontal=True, key="attr_level")
+                     horizontal=True, key="attr_level", persist_state="page")
     half_life = a4.number_input(tr("reports.half_life"), min_value=0.5, max_value=365.0, value=7.0, step=0.5,
-                                key="attr_half_life")
+                                key="attr_half_life", persist_state="page")
     chosen_models = st.multiselect(tr("reports.models"), list(MODELS), default=list(MODELS),
-                                   format_func=_model_name, key="attr_models")
+                                   format_func=_model_name, key="attr_models", persist_state="page")
     lookback_days = float(lookback) if lookback else None
     credit = _attribution(version, scope, key, conversion, lookback_days, level, float(half_life), actor)
     credit = credit[credit["model"].isin(chosen_models)]
     metric = "value" if conversion in ("won", "opportunity") else "conversions"
     metric = st.radio(tr("reports.metric"), ["conversions", "value"], index=["conversions", "value"].index(metric),
-                      format_func=lambda m: _tt(f"col.{m}"), horizontal=True, key="attr_metric")
+                      format_func=lambda m: _tt(f"col.{m}"), horizontal=True, key="attr_metric",
+                      persist_state="page")
     if credit.empty or credit["conversions"].sum() == 0:
         st.info(tr("reports.no_conversions"))
     else:
@@ -289,7 +284,7 @@ def attribution_section() -> None:
     sources = sorted(credit[level].astype(str).unique()) if not credit.empty else []
     if sources:
         drill_source = st.selectbox(tr("reports.drill_credit"), sources, index=None, format_func=_source_name,
-                                    key="attr_drill", placeholder=tr("reports.choose"))
+                                    key="attr_drill", persist_state="page", placeholder=tr("reports.choose"))
         leads, total = (_credit_drill(version, scope, key, conversion, lookback_days, level, drill_source, actor)
                         if drill_source else (pd.DataFrame(), 0))
         if drill_source:
@@ -306,11 +301,11 @@ def roi_section() -> None:
     """Cost against attributed revenue per source, and the leads behind a row."""
     r1, r2, r3 = st.columns(3)
     roi_model = r1.selectbox(tr("reports.revenue_model"), list(MODELS), index=MODELS.index("linear"),
-                             format_func=_model_name, key="roi_model")
+                             format_func=_model_name, key="roi_model", persist_state="page")
     roi_level = r2.radio(tr("reports.level"), list(LEVELS), format_func=lambda v: _tt(f"attribution.level.{v}"),
-                         horizontal=True, key="roi_level")
+                         horizontal=True, key="roi_level", persist_state="page")
     basis = r3.radio(tr("reports.basis"), list(BASES), format_func=lambda b: _tt(f"reports.basis.{b}"),
-                     horizontal=True, key="roi_basis")
+                     horizontal=True, key="roi_basis", persist_state="page")
     st.caption(tr(f"reports.basis_help.{basis}"))
     monthly = _roi(version, scope, key, roi_model, roi_level, basis, _lookback_days(), True, actor)
     roi = summarize_months(monthly)
@@ -347,9 +342,10 @@ def roi_section() -> None:
         st.caption(tr("reports.roi_convention"))
         o1, o2 = st.columns(2)
         roi_source = o1.selectbox(tr("reports.drill_source"), roi["source"].tolist(), index=None,
-                                  format_func=_source_name, key="roi_drill_source", placeholder=tr("reports.choose"))
+                                  format_func=_source_name, key="roi_drill_source", persist_state="page",
+                                  placeholder=tr("reports.choose"))
         roi_stage = o2.selectbox(tr("reports.drill_stage"), ["new", "mql", "sql", "won"],
-                                 format_func=_stage_name, key="roi_drill_stage")
+                                 format_func=_stage_name, key="roi_drill_stage", persist_state="page")
         total = 0
         if roi_source:
             narrowed = ReportFilter(owner_ids=filters.owner_ids, regions=filters.regions,
@@ -396,16 +392,8 @@ def trends_section() -> None:
 funnel_tab, attribution_tab, roi_tab, trend_tab = st.tabs(
     [tr("reports.tab.funnel"), tr("reports.tab.attribution"), tr("reports.tab.roi"), tr("reports.tab.trends")],
     key="reports_tab", on_change="rerun")
-SECTIONS = (
-    (funnel_tab, funnel_section, ("drill_stage", "drill_page")),
-    (attribution_tab, attribution_section, ("attr_conversion", "attr_lookback", "attr_level", "attr_half_life",
-                                            "attr_models", "attr_metric", "attr_drill")),
-    (roi_tab, roi_section, ("roi_model", "roi_level", "roi_basis", "roi_drill_source", "roi_drill_stage")),
-    (trend_tab, trends_section, ()),
-)
-for tab, section, widgets in SECTIONS:
+for tab, section in ((funnel_tab, funnel_section), (attribution_tab, attribution_section), (roi_tab, roi_section),
+                     (trend_tab, trends_section)):
     if tab.open:
         with tab:
             section()
-    else:
-        _keep(widgets)
