@@ -16,6 +16,7 @@ from sqlmodel import Session, SQLModel
 
 from core import audit
 from core.auth import Actor, require
+from core.dedup.queue import FRAME_COLUMNS
 from core.errors import ConcurrentUpdate, FileFormatError, NotFound, ValidationError
 from core.export import to_csv_bytes
 from core.i18n import t
@@ -332,6 +333,8 @@ def _insert_leads(session: Session, plan: Plan, *, batch_id: int, channel_id: in
 
 
 _DERIVED = ("name_key", "company_key", "search_text")
+# Lead fields dedup compares: a matched lead the batch filled one of them on is compared with the base again.
+_DEDUP_FIELDS = frozenset(LEAD_FIELDS) & frozenset(FRAME_COLUMNS)
 # Columns the post-write chain (rescore, MQL hand-off) may change on a matched lead inside the batch's transaction.
 _CHAIN_COLUMNS = ("fit_score", "engagement_score", "grade", "scored_at", "stage", "stage_changed_at")
 
@@ -495,6 +498,12 @@ def run_import(*, session: Session, actor: Actor, data: bytes, filename: str, ch
                             **{k: v for k, v in counts.items() if k in ImportSummary.__dataclass_fields__})
     if dry_run:
         return summary
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        # The batch writes tens of thousands of rows into tables with a dozen indexes each: with SQLite's default
+        # 2 MB page cache their pages are read again and again. This connection keeps a bigger one (256 MB at
+        # most), as the full rescore does.
+        connection.exec_driver_sql("PRAGMA cache_size=-262144")
     try:
         batch = ImportBatch(channel_id=channel_id, campaign_id=campaign_id, filename=filename[:256],
                             content_hash=digest, kind=plan.kind, encoding=table.encoding, mapping=chosen,
@@ -504,7 +513,8 @@ def run_import(*, session: Session, actor: Actor, data: bytes, filename: str, ch
         session.flush()
         assert batch.id is not None
         _step(progress, 0.35, "leads")
-        lead_of_group = _insert_leads(session, plan, batch_id=batch.id, channel_id=channel_id, now=now)
+        created = _insert_leads(session, plan, batch_id=batch.id, channel_id=channel_id, now=now)
+        lead_of_group = dict(created)
         snapshots = _update_leads(session, fills, now)
         for f in fills:
             lead_of_group[f["group"]] = f["lead_id"]
@@ -522,7 +532,9 @@ def run_import(*, session: Session, actor: Actor, data: bytes, filename: str, ch
         from core.pipeline import after_leads_written
 
         touched = sorted(set(lead_of_group.values()))
-        after_leads_written(session=session, lead_ids=touched, now=now, actor=actor)
+        # Dedup compares the new leads, and the matched ones whose compared values the batch filled, with the base.
+        compare = set(created.values()) | {f["lead_id"] for f in fills if _DEDUP_FIELDS.intersection(f["changes"])}
+        after_leads_written(session=session, lead_ids=touched, now=now, actor=actor, compare_ids=compare)
         audit.record(session, actor_id=actor.id or None, action="import.run", entity="importbatch",
                      entity_id=batch.id, detail={"filename": filename, "channel_id": channel_id,
                                                  "campaign_id": campaign_id, "counts": counts, "forced": force},

@@ -1,0 +1,132 @@
+"""Statements over many rows at once, for SQLite and PostgreSQL alike.
+
+- :func:`insert_many`: INSERT through the driver's executemany, each column's bind processing (JSON, datetimes)
+  applied once per distinct value instead of per row by the ORM.
+- :func:`keys_table`: a temporary table of keys (lead ids, contact values) to join, instead of IN lists of
+  thousands of bound parameters that are compiled and sent chunk by chunk.
+- :func:`update_from`: new values for many rows in one ``UPDATE … FROM`` a temporary table (SQLite ≥ 3.33 and
+  PostgreSQL both have it), instead of one UPDATE per row.
+
+Temporary tables live in the caller's transaction and connection; each gets a name of its own, so two helpers
+can be open at once, and is dropped when the block ends.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.types import TypeEngine
+from sqlmodel import Session
+
+_BATCH = 20_000
+_names = itertools.count(1)
+
+
+def _connection(session: Session | Connection) -> Connection:
+    return session.connection() if isinstance(session, Session) else session
+
+
+def insert_many(session: Session | Connection, table: Table, columns: dict[str, Sequence[Any]]) -> int:
+    """INSERT one row per position of the (equally long) column lists; returns the number of rows.
+
+    Values go through each column type's bind processor (JSON text, SQLite datetimes) once per distinct value —
+    batches repeat the same batch id, time and channel on every row."""
+    connection = _connection(session)
+    dialect = connection.dialect
+    names = list(columns)
+    if not names or not len(columns[names[0]]):
+        return 0
+    prepared = []
+    for name in names:
+        values = columns[name]
+        processor = table.c[name].type._cached_bind_processor(dialect)
+        if processor is not None:
+            cache: dict[Any, Any] = {}
+            out = []
+            for value in values:
+                if value is None:
+                    out.append(None)
+                elif isinstance(value, (dict, list)):
+                    out.append(processor(value))
+                else:
+                    hit = cache.get(value, cache)
+                    if hit is cache:
+                        hit = cache[value] = processor(value)
+                    out.append(hit)
+            values = out
+        prepared.append(values)
+    params = list(zip(*prepared, strict=True))
+    quote = dialect.identifier_preparer.quote
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+           f"VALUES ({', '.join([mark] * len(names))})")
+    for start in range(0, len(params), _BATCH):
+        connection.exec_driver_sql(sql, params[start:start + _BATCH])
+    return len(params)
+
+
+@contextmanager
+def temp_table(session: Session | Connection, columns: Sequence[Column[Any]], *, name: str = "rows"
+               ) -> Iterator[Table]:
+    """A temporary table with ``columns`` for the duration of the block (dropped afterwards)."""
+    connection = _connection(session)
+    table = Table(f"tmp_{name}_{next(_names)}", MetaData(), *columns, prefixes=["TEMPORARY"])
+    table.create(connection)
+    try:
+        yield table
+    except BaseException:
+        # The caller rolls back, which takes the table with it on PostgreSQL (whose failed transaction refuses
+        # the DROP) and on SQLite when it was created inside the transaction; the original error is the news.
+        with suppress(Exception):
+            table.drop(connection)
+        raise
+    table.drop(connection)
+
+
+@contextmanager
+def keys_table(session: Session | Connection, keys: Iterable[Any], *, type_: TypeEngine[Any] | None = None,
+               name: str = "keys") -> Iterator[Table]:
+    """A temporary table with one column ``key`` (primary key) holding the distinct ``keys``; join or
+    ``IN (SELECT key …)`` against it."""
+    distinct = sorted({k if isinstance(k, str) else int(k) for k in keys if k is not None})
+    if type_ is None:
+        type_ = String() if distinct and isinstance(distinct[0], str) else Integer()
+    column = Column("key", type_, primary_key=True, autoincrement=False)
+    with temp_table(session, [column], name=name) as table:
+        insert_many(session, table, {"key": distinct})
+        yield table
+
+
+def update_from(session: Session | Connection, target: Table, columns: dict[str, Sequence[Any]], *,
+                key: str = "id") -> int:
+    """Set ``columns`` (other than ``key``) on the rows of ``target`` whose ``key`` is in ``columns[key]``, with
+    the value at the same position: one UPDATE … FROM a temporary table. Returns the rows matched."""
+    if not len(columns[key]):
+        return 0
+    names = [n for n in columns if n != key]
+    spec = [Column(key, target.c[key].type, primary_key=True, autoincrement=False),
+            *[Column(n, target.c[n].type) for n in names]]
+    with temp_table(session, spec, name=f"{target.name}_set") as values:
+        insert_many(session, values, columns)
+        statement = (update(target).where(target.c[key] == values.c[key])
+                     .values({n: values.c[n] for n in names}))
+        result = _connection(session).execute(statement)
+    return int(result.rowcount or 0)
+
+
+@contextmanager
+def among(session: Session | Connection, column: Any, keys: Iterable[Any], *, small: int = 1000,
+          name: str = "keys") -> Iterator[Any]:
+    """A condition "``column`` is one of ``keys``" for the block: a plain IN list for a few keys, a temporary
+    table for many (one statement either way)."""
+    distinct = sorted({k if isinstance(k, str) else int(k) for k in keys if k is not None})
+    if len(distinct) <= small:
+        yield column.in_(distinct)
+        return
+    with keys_table(session, distinct, name=name) as table:
+        yield column.in_(select(table.c.key))
