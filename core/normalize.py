@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, overload
@@ -53,15 +53,24 @@ _WHITESPACE = re.compile(r"\s+")
 def _map_unique(series: pd.Series, func: Callable[[Any], Any]) -> pd.Series:
     """``func`` applied once per distinct non-missing value, spread back over the Series (object dtype)."""
     values = series.to_numpy(dtype=object, na_value=None)
-    out = np.full(len(values), None, dtype=object)
-    present = ~pd.isna(values)
-    if present.any():
-        kept = values[present]
-        mapping: dict[Hashable, Any] = {}
-        for value in pd.unique(kept):
-            mapping[value] = func(value)
-        out[present] = [mapping[v] for v in kept]
-    return pd.Series(out, index=series.index, dtype=object)
+    codes, uniques = _factorize(values)
+    if not len(uniques):
+        return pd.Series(np.full(len(values), None, dtype=object), index=series.index, dtype=object)
+    return pd.Series(_spread([func(v) for v in uniques], codes), index=series.index, dtype=object)
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of ``values`` (-1 where missing) and their distinct values, in order of appearance."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return codes, np.asarray(uniques, dtype=object)
+
+
+def _spread(results: list[Any], codes: np.ndarray) -> np.ndarray:
+    """Per-distinct-value ``results`` back onto every row (``None`` where the code is -1)."""
+    table = np.empty(len(results) + 1, dtype=object)
+    table[:-1] = results  # element-wise: results may be tuples or lists
+    table[-1] = None
+    return table[codes]
 
 
 def _as_series(value: Any) -> tuple[pd.Series, bool]:
@@ -104,8 +113,20 @@ def halfwidth(s: Any) -> Any:
     Chinese input methods produce "１３８", "ＡＢＣ", "＠" and ideographic spaces; NFKC folds them to their ASCII
     forms so that every later comparison sees one spelling. Blank text becomes ``None`` (no value)."""
     series, scalar = _as_series(s)
-    result = _map_unique(series, lambda v: _text(v) or None)
-    return _scalar_or_series(result, scalar)
+    return _scalar_or_series(_map_unique_text(series, lambda text: text or None), scalar)
+
+
+def _map_unique_text(series: pd.Series, func: Callable[[str], Any]) -> pd.Series:
+    """``func(_text(value))`` once per distinct value — ``_text`` inlined for the common case of text cells, as
+    this runs over every column of every imported file."""
+    values = series.to_numpy(dtype=object, na_value=None)
+    codes, uniques = _factorize(values)
+    nfkc = unicodedata.normalize
+    results = [
+        func(" ".join((v if v.isascii() else nfkc("NFKC", v)).split())) if type(v) is str else func(_text(v))
+        for v in uniques
+    ]
+    return pd.Series(_spread(results, codes), index=series.index, dtype=object)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -208,14 +229,9 @@ def phone_e164(s: Any, region: str = "CN") -> Any:
     number once."""
     series, scalar = _as_series(s)
     values = series.to_numpy(dtype=object, na_value=None)
-    present = ~pd.isna(values)
-    out = np.full(len(values), None, dtype=object)
-    if present.any():
-        kept = values[present]
-        uniques = pd.unique(kept)
-        mapping = dict(zip(uniques, _phones_e164([_raw_phone_text(v) for v in uniques], region), strict=True))
-        out[present] = [mapping[v] for v in kept]
-    result = pd.Series(out, index=series.index, dtype=object)
+    codes, uniques = _factorize(values)
+    parsed = _phones_e164([_raw_phone_text(v) for v in uniques], region) if len(uniques) else []
+    result = pd.Series(_spread(parsed, codes), index=series.index, dtype=object)
     return _scalar_or_series(result, scalar)
 
 
@@ -284,16 +300,19 @@ _SPECIAL_USE_TLDS = r".*\.(?:arpa|invalid|local|localhost|onion|test)"
 
 
 @overload
-def email_valid(s: pd.Series) -> pd.Series: ...
+def email_valid(s: pd.Series, *, normalized: bool = False) -> pd.Series: ...
 @overload
-def email_valid(s: Any) -> bool: ...
-def email_valid(s: Any) -> Any:
+def email_valid(s: Any, *, normalized: bool = False) -> bool: ...
+def email_valid(s: Any, *, normalized: bool = False) -> Any:
     """True where the (normalized) email is syntactically valid, by ``email-validator`` without DNS lookups:
-    imports must work offline and quickly; deliverability is the mail server's business."""
+    imports must work offline and quickly; deliverability is the mail server's business.
+
+    ``normalized=True``: the values come from ``email_normalize`` already (it is idempotent, so this only saves
+    doing it twice)."""
     series, scalar = _as_series(s)
-    normalized = email_normalize(series)
-    uniques = pd.unique(normalized.dropna().to_numpy(dtype=object))
-    verdict: dict[str, bool] = {}
+    normalized_values = series if normalized else email_normalize(series)
+    codes, uniques = _factorize(normalized_values.to_numpy(dtype=object, na_value=None))
+    ok = np.zeros(len(uniques), dtype=bool)
     if len(uniques):
         texts = pd.Series(uniques, dtype=_ARROW_STRING)
         local_length = texts.str.find("@")
@@ -304,9 +323,10 @@ def email_valid(s: Any) -> Any:
             & (local_length <= 64).fillna(False).astype(bool)
             & (texts.str.len() <= 254).fillna(False).astype(bool)
         ).to_numpy()
-        for value, ok in zip(uniques, fast, strict=True):
-            verdict[value] = True if ok else _email_ok(value)
-    result = normalized.map(lambda v: verdict.get(v, False) if v is not None else False).astype(bool)
+        ok = np.array([True if quick else _email_ok(value) for value, quick in zip(uniques, fast, strict=True)],
+                      dtype=bool)
+    verdict = np.append(ok, False)[codes]  # code -1 (no email) takes the last entry: not valid
+    result = pd.Series(verdict, index=series.index, dtype=bool)
     return _scalar_or_series(result, scalar)
 
 
@@ -554,7 +574,7 @@ def company_key(s: Any) -> Any:
 # Search text and the derived lead columns
 # ---------------------------------------------------------------------------------------------------------------
 def _lower_text(series: pd.Series) -> pd.Series:
-    return _map_unique(series, lambda v: _text(v).lower() or None)
+    return _map_unique_text(series, lambda text: text.lower() or None)
 
 
 def _join_parts(parts: list[pd.Series]) -> pd.Series:
@@ -581,11 +601,10 @@ def _name_key_and_initials(series: pd.Series) -> tuple[pd.Series, pd.Series]:
         return ("".join(tokens) or None, "".join(t[0] for t in tokens) or None)
 
     values = series.to_numpy(dtype=object, na_value=None)
-    present = ~pd.isna(values)
-    mapping = {value: both(value) for value in pd.unique(values[present])}
-    pairs = [mapping[v] if p else (None, None) for v, p in zip(values, present, strict=True)]
-    keys = [k for k, _ in pairs]
-    initials = [i for _, i in pairs]
+    codes, uniques = _factorize(values)
+    pairs = [both(v) for v in uniques]
+    keys = _spread([k for k, _ in pairs], codes)
+    initials = _spread([i for _, i in pairs], codes)
     return (pd.Series(keys, index=series.index, dtype=object), pd.Series(initials, index=series.index, dtype=object))
 
 
@@ -639,15 +658,22 @@ def search_text(
     return search_text_frame(frame, region=region).iloc[0]
 
 
-def lead_keys(df: pd.DataFrame, *, region: str = "CN", contacts: bool = False) -> pd.DataFrame:
+def lead_keys(df: pd.DataFrame, *, region: str = "CN", contacts: bool = False,
+              normalized: bool = False) -> pd.DataFrame:
     """The derived columns of leads — ``name_key``, ``company_key``, ``search_text`` — for a frame with lead
     columns (name, email, phone, company, wechat_id …). The importer, the dedup scan and the seed all call this,
     so the keys of a lead never depend on how it arrived.
 
     With ``contacts=True`` the normalized ``phone`` (E.164) and ``email`` come along too: they are computed for
-    the search text anyway, and a caller holding raw values needs them for the lead row."""
+    the search text anyway, and a caller holding raw values needs them for the lead row.
+
+    ``normalized=True``: the ``phone`` and ``email`` columns hold ``phone_e164`` / ``email_normalize`` results
+    (or nothing) already — the importer has them — so they are not normalized a second time."""
     names = _name_key_and_initials(_column(df, "name"))
-    phone, email = _contacts(df, region=region)
+    if normalized:
+        phone, email = _column(df, "phone").astype(object), _column(df, "email").astype(object)
+    else:
+        phone, email = _contacts(df, region=region)
     columns = {
         "name_key": names[0],
         "company_key": company_key(_column(df, "company")),

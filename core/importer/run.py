@@ -21,7 +21,7 @@ from core.errors import ConcurrentUpdate, FileFormatError, NotFound, ValidationE
 from core.export import to_csv_bytes
 from core.i18n import t
 from core.importer.mapping import LEAD_FIELDS, clean_mapping, suggest_mapping
-from core.importer.plan import Plan, build_plan
+from core.importer.plan import Plan, build_plan, new_lead_keys
 from core.importer.reading import RawTable, read_file
 from core.importer.validate import blocklist_terms
 from core.normalize import lead_keys
@@ -312,12 +312,13 @@ def _insert_leads(session: Session, plan: Plan, *, batch_id: int, channel_id: in
         return {}
     ids = _new_ids(session, _LEAD, len(new))
     n = len(new)
+    keys = new_lead_keys(plan, new)
     columns: dict[str, list[Any]] = {"id": ids}
     for name in LEAD_FIELDS:
         columns[name] = _column(new, name, int if name == "company_size" else None)
     columns.update({
-        "name_key": _column(new, "name_key"), "company_key": _column(new, "company_key"),
-        "search_text": [v or "" for v in _column(new, "search_text")],
+        "name_key": _column(keys, "name_key"), "company_key": _column(keys, "company_key"),
+        "search_text": [v or "" for v in _column(keys, "search_text")],
         "source_channel_id": [channel_id] * n, "source_campaign_id": _column(new, "campaign_id", int),
         "tracking_code": _column(new, "tracking_code"), "referrer_id": _column(new, "referrer_id", int),
         "utm_source": _column(new, "utm_source"), "utm_medium": _column(new, "utm_medium"),
