@@ -277,7 +277,30 @@ def email_normalize(s: Any) -> Any:
     Lower-casing the local part is not strictly RFC-correct, but no Chinese or international mail provider
     treats case as significant, and one spelling per address is what dedup needs."""
     series, scalar = _as_series(s)
-    return _scalar_or_series(_map_unique(series, _email_text), scalar)
+    values = series.to_numpy(dtype=object, na_value=None)
+    codes, uniques = _factorize(values)
+    results: list[Any] = [None] * len(uniques)
+    texts = [position for position, v in enumerate(uniques) if type(v) is str]
+    clean = np.zeros(len(uniques), dtype=bool)
+    if texts:
+        # Most addresses are printable ASCII without spaces, quotes or brackets: for them the rounds below only
+        # lower-case, which Arrow does for all of them at once.
+        arrow = pd.Series(uniques[texts], dtype=_ARROW_STRING)
+        lowered = arrow.str.lower()
+        quick = (arrow.str.fullmatch(_PLAIN_ASCII_EMAIL).fillna(False).astype(bool)
+                 & ~lowered.str.startswith("mailto:").fillna(False).astype(bool)).to_numpy()
+        lowered_values = lowered.to_numpy(dtype=object)
+        for position, is_quick, low in zip(texts, quick, lowered_values, strict=True):
+            if is_quick:
+                results[position] = low
+                clean[position] = True
+    for position in np.flatnonzero(~clean):
+        results[position] = _email_text(uniques[position])
+    return _scalar_or_series(pd.Series(_spread(results, codes), index=series.index, dtype=object), scalar)
+
+
+# Printable ASCII without spaces, quotes or angle brackets.
+_PLAIN_ASCII_EMAIL = r"[\x21\x23-\x26\x28-\x3b\x3d\x3f-\x7e]+"
 
 
 def _email_ok(value: str | None) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import gc
 import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -46,6 +48,7 @@ from db.models import (
 )
 
 Progress = Callable[[float, str], None]
+_F = TypeVar("_F", bound=Callable[..., Any])
 _CHUNK = 5000
 _LEAD = Lead.__table__  # type: ignore[attr-defined]
 _SAMPLE_ROWS = 20
@@ -258,6 +261,26 @@ def _sample(plan: Plan) -> pd.DataFrame:
     return rows[[c for c in SAMPLE_COLUMNS if c in rows.columns]].reset_index(drop=True)
 
 
+def _collector_paused(function: _F) -> _F:
+    """Run ``function`` with Python's cyclic garbage collector paused. Planning and writing a batch allocates
+    millions of small objects (cells, row dicts, lists) that form no cycles, yet each allocation burst triggers
+    collections that walk every live container again — about a tenth of an import's time. Reference counting
+    still frees everything as usual; the collector resumes afterwards."""
+
+    @functools.wraps(function)
+    def paused(*args: Any, **kwargs: Any) -> Any:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+
+    return paused  # type: ignore[return-value]
+
+
+@_collector_paused
 def preview(*, session: Session, actor: Actor, data: bytes, filename: str, channel_id: int,
             campaign_id: int | None = None, mapping: dict[str, str | None] | None = None, sheet: str | None = None,
             now: datetime) -> ImportPreview:
@@ -471,6 +494,7 @@ def _insert_rows(session: Session, plan: Plan, table: RawTable, lead_of_group: d
     })
 
 
+@_collector_paused
 def run_import(*, session: Session, actor: Actor, data: bytes, filename: str, channel_id: int,
                campaign_id: int | None = None, mapping: dict[str, str | None] | None = None,
                sheet: str | None = None, now: datetime, force: bool = False, dry_run: bool = False,
