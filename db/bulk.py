@@ -14,10 +14,13 @@ can be open at once, and is dropped when the block ends.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from sqlalchemy import Column, Integer, MetaData, String, Table, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeEngine
@@ -31,35 +34,24 @@ def _connection(session: Session | Connection) -> Connection:
     return session.connection() if isinstance(session, Session) else session
 
 
-def insert_many(session: Session | Connection, table: Table, columns: dict[str, Sequence[Any]]) -> int:
+def insert_many(session: Session | Connection, table: Table, columns: dict[str, Sequence[Any]], *,
+                serialized: Iterable[str] = ()) -> int:
     """INSERT one row per position of the (equally long) column lists; returns the number of rows.
 
     Values go through each column type's bind processor (JSON text, SQLite datetimes) once per distinct value —
-    batches repeat the same batch id, time and channel on every row."""
+    batches repeat the same batch id, time and channel on every row. Columns named in ``serialized`` hold the
+    driver's form already (JSON text from :func:`json_objects`)."""
     connection = _connection(session)
     dialect = connection.dialect
     names = list(columns)
     if not names or not len(columns[names[0]]):
         return 0
+    ready = set(serialized)
     prepared = []
     for name in names:
         values = columns[name]
-        processor = table.c[name].type._cached_bind_processor(dialect)
-        if processor is not None:
-            cache: dict[Any, Any] = {}
-            out = []
-            for value in values:
-                if value is None:
-                    out.append(None)
-                elif isinstance(value, (dict, list)):
-                    out.append(processor(value))
-                else:
-                    hit = cache.get(value, cache)
-                    if hit is cache:
-                        hit = cache[value] = processor(value)
-                    out.append(hit)
-            values = out
-        prepared.append(values)
+        processor = None if name in ready else table.c[name].type._cached_bind_processor(dialect)
+        prepared.append(values if processor is None else _processed(values, processor))
     params = list(zip(*prepared, strict=True))
     quote = dialect.identifier_preparer.quote
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
@@ -68,6 +60,53 @@ def insert_many(session: Session | Connection, table: Table, columns: dict[str, 
     for start in range(0, len(params), _BATCH):
         connection.exec_driver_sql(sql, params[start:start + _BATCH])
     return len(params)
+
+
+def _processed(values: Sequence[Any], processor: Any) -> list[Any]:
+    """``processor`` applied to each distinct value (None stays None); per value for dicts and lists."""
+    array = np.fromiter(values, dtype=object, count=len(values))
+    try:
+        codes, uniques = pd.factorize(array, use_na_sentinel=True)
+    except TypeError:  # unhashable: JSON documents, each its own
+        return [None if v is None else processor(v) for v in array]
+    table = np.empty(len(uniques) + 1, dtype=object)
+    table[:-1] = [processor(v) for v in uniques]
+    table[-1] = None
+    out = table[codes]
+    missing = codes < 0
+    if missing.any():
+        # NaN/NaT become NULL; None is NULL already.
+        out[missing] = None
+    return out.tolist()
+
+
+def json_objects(columns: dict[str, Sequence[Any]]) -> list[str]:
+    """Per row, the JSON text of ``{name: value, …}`` over ``columns`` — exactly what ``json.dumps`` gives for
+    that dict — built column by column, each distinct value encoded once (file rows repeat cities, titles,
+    campaigns, empty cells)."""
+    names = [str(n) for n in columns]
+    arrays = [np.fromiter(v, dtype=object, count=len(v)) for v in columns.values()]
+    n = len(arrays[0]) if arrays else 0
+    if len(set(names)) != len(names):  # a dict keeps one value per key: leave that to json.dumps itself
+        return [json.dumps(dict(zip(names, row, strict=True))) for row in zip(*arrays, strict=True)]
+    out = np.full(n, "{", dtype=object)
+    for position, (name, values) in enumerate(zip(names, arrays, strict=True)):
+        kinds = {type(v) for v in values} - {type(None)}
+        if len(kinds) > 1 or not kinds <= {str, int}:
+            # 1, 1.0 and True are one value to a hash table but three texts to JSON: mixed columns value by value.
+            text = np.array([json.dumps(v) for v in values] + [None], dtype=object)[:-1]
+            out = out + f"{', ' if position else ''}{json.dumps(name)}: " + text
+            continue
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        encoded = np.empty(len(uniques) + 1, dtype=object)
+        encoded[:-1] = [json.dumps(v) for v in uniques]
+        encoded[-1] = "null"
+        text = encoded[codes]
+        missing = np.flatnonzero(codes < 0)
+        if len(missing):
+            text[missing] = [json.dumps(values[i]) for i in missing]  # None → null, NaN → NaN, as json.dumps
+        out = out + f"{', ' if position else ''}{json.dumps(name)}: " + text
+    return (out + "}").tolist()
 
 
 @contextmanager
@@ -103,9 +142,10 @@ def keys_table(session: Session | Connection, keys: Iterable[Any], *, type_: Typ
 
 
 def update_from(session: Session | Connection, target: Table, columns: dict[str, Sequence[Any]], *,
-                key: str = "id") -> int:
+                key: str = "id", also: dict[str, Any] | None = None) -> int:
     """Set ``columns`` (other than ``key``) on the rows of ``target`` whose ``key`` is in ``columns[key]``, with
-    the value at the same position: one UPDATE … FROM a temporary table. Returns the rows matched."""
+    the value at the same position: one UPDATE … FROM a temporary table. ``also``: further values or SQL
+    expressions set on every one of those rows (a time, ``version + 1``). Returns the rows matched."""
     if not len(columns[key]):
         return 0
     names = [n for n in columns if n != key]
@@ -114,7 +154,7 @@ def update_from(session: Session | Connection, target: Table, columns: dict[str,
     with temp_table(session, spec, name=f"{target.name}_set") as values:
         insert_many(session, values, columns)
         statement = (update(target).where(target.c[key] == values.c[key])
-                     .values({n: values.c[n] for n in names}))
+                     .values({**{n: values.c[n] for n in names}, **(also or {})}))
         result = _connection(session).execute(statement)
     return int(result.rowcount or 0)
 
