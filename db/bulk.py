@@ -17,6 +17,7 @@ import itertools
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from json.encoder import encode_basestring_ascii as _encode_text
 from typing import Any
 
 import numpy as np
@@ -82,31 +83,35 @@ def _processed(values: Sequence[Any], processor: Any) -> list[Any]:
 
 def json_objects(columns: dict[str, Sequence[Any]]) -> list[str]:
     """Per row, the JSON text of ``{name: value, …}`` over ``columns`` — exactly what ``json.dumps`` gives for
-    that dict — built column by column, each distinct value encoded once (file rows repeat cities, titles,
-    campaigns, empty cells)."""
+    that dict — each distinct value of a column encoded once (file rows repeat cities, titles, campaigns, empty
+    cells) and the rows assembled from one template."""
     names = [str(n) for n in columns]
     arrays = [np.fromiter(v, dtype=object, count=len(v)) for v in columns.values()]
-    n = len(arrays[0]) if arrays else 0
+    if not arrays:
+        return []
     if len(set(names)) != len(names):  # a dict keeps one value per key: leave that to json.dumps itself
         return [json.dumps(dict(zip(names, row, strict=True))) for row in zip(*arrays, strict=True)]
-    out = np.full(n, "{", dtype=object)
-    for position, (name, values) in enumerate(zip(names, arrays, strict=True)):
-        kinds = {type(v) for v in values} - {type(None)}
-        if len(kinds) > 1 or not kinds <= {str, int}:
-            # 1, 1.0 and True are one value to a hash table but three texts to JSON: mixed columns value by value.
-            text = np.array([json.dumps(v) for v in values] + [None], dtype=object)[:-1]
-            out = out + f"{', ' if position else ''}{json.dumps(name)}: " + text
-            continue
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
-        encoded = np.empty(len(uniques) + 1, dtype=object)
-        encoded[:-1] = [json.dumps(v) for v in uniques]
-        encoded[-1] = "null"
-        text = encoded[codes]
-        missing = np.flatnonzero(codes < 0)
-        if len(missing):
-            text[missing] = [json.dumps(values[i]) for i in missing]  # None → null, NaN → NaN, as json.dumps
-        out = out + f"{', ' if position else ''}{json.dumps(name)}: " + text
-    return (out + "}").tolist()
+    template = "{" + ", ".join(json.dumps(name).replace("%", "%%") + ": %s" for name in names) + "}"
+    return [template % row for row in zip(*(_json_values(values) for values in arrays), strict=True)]
+
+
+def _json_values(values: np.ndarray) -> np.ndarray:
+    """``json.dumps`` of each value; text columns (the common case) encoded once per distinct value."""
+    kinds = {type(v) for v in values}
+    if kinds == {int}:
+        out = np.empty(len(values), dtype=object)
+        out[:] = [int.__repr__(v) for v in values]  # what json.dumps writes for an int
+        return out
+    if not kinds <= {str, type(None)}:
+        # 1, 1.0 and True are one value to a hash table but three texts to JSON: value by value.
+        out = np.empty(len(values), dtype=object)
+        out[:] = [json.dumps(v) for v in values]
+        return out
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    encoded = np.empty(len(uniques) + 1, dtype=object)
+    encoded[:-1] = [_encode_text(v) for v in uniques]  # what json.dumps does for a str
+    encoded[-1] = "null"
+    return encoded[codes]
 
 
 @contextmanager

@@ -478,9 +478,9 @@ def _insert_rows(session: Session, plan: Plan, table: RawTable, lead_of_group: d
     for row_number, problem in zip(plan.problems["row"], plan.problems["problem"], strict=True):
         problems_by_row.setdefault(int(row_number), []).append(problem)
     no_problem = json.dumps([])
-    numbers = [int(r) for r in rows["row_number"]]
-    outcomes = [str(o) for o in rows["outcome"]]
-    groups = [int(g) for g in rows["group"]]
+    numbers = rows["row_number"].astype("int64").tolist()
+    outcomes = rows["outcome"].astype(str).tolist()
+    groups = rows["group"].astype("int64").tolist()
     roots = rows["root"].astype(bool).tolist()
     insert_many(session, ImportRow.__table__, {  # type: ignore[attr-defined]
         "batch_id": [batch_id] * len(numbers), "row_number": numbers, "raw": raw, "outcome": outcomes,
