@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from disposable_email_domains import blocklist as _DISPOSABLE
 from sqlalchemy import (
@@ -75,9 +76,11 @@ def is_free_mail(domain: str | None) -> bool:
 
 def _map_unique(series: pd.Series, func: Any, missing: Any) -> pd.Series:
     """``func`` once per distinct value, spread back as an object Series (``missing`` where there is no value)."""
-    values = series.to_numpy(dtype=object, na_value=None)
-    mapping = {v: func(v) for v in pd.unique(values[pd.notna(values)])} if len(values) else {}
-    return pd.Series([missing if v is None else mapping[v] for v in values], index=series.index, dtype=object)
+    codes, uniques = pd.factorize(series.to_numpy(dtype=object, na_value=None), use_na_sentinel=True)
+    table = np.empty(len(uniques) + 1, dtype=object)
+    table[:-1] = [func(v) for v in uniques]
+    table[-1] = missing
+    return pd.Series(table[codes], index=series.index, dtype=object)
 
 
 def corporate_domain(emails: pd.Series) -> pd.Series:
@@ -570,14 +573,16 @@ def _refresh(session: Session, account_ids: list[int] | None, now: datetime) -> 
         account_rows = connection.execute(accounts_statement).all()
         # Text, numbers and ids straight from the driver; the flag is made a bool below.
         contacts = _frame(connection.execute(contacts_statement), _CONTACT_COLUMNS)
-        touch_rows = connection.execute(touches_statement).all()
+        touches = _frame(connection.execute(touches_statement), ["account_id", "lead_id", "first_at"])
     contacts["is_customer"] = contacts["is_customer"].astype(bool)
+    if len(touches) and isinstance(touches["first_at"].iloc[0], str):
+        # SQLite hands back its text form ("2026-11-23 02:00:00.000000"): parsed in one pass, not row by row.
+        touches["first_at"] = pd.to_datetime(touches["first_at"], format="ISO8601")
     accounts = pd.DataFrame([tuple(r) for r in account_rows],
                             columns=["id", "industry", "company_size", "province", "city", "mqa_at", "is_customer",
                                      "fit_score", "engagement_score"])
     if accounts.empty:
         return 0, 0
-    touches = pd.DataFrame([tuple(r) for r in touch_rows], columns=["account_id", "lead_id", "first_at"])
     figures = account_figures(accounts, contacts, touches, icp=icp, abm=abm)
     changed = figures[_changed(figures, accounts)]
     updates = [{"account_id": int(row.id), **{f"new_{k}": v for k, v in _figure_values(row).items()}}

@@ -25,6 +25,8 @@ from typing import Any, overload
 import numpy as np
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
 from email_validator import EmailNotValidError, validate_email
 from pypinyin import Style, lazy_pinyin
 
@@ -242,14 +244,10 @@ def phone_digits(s: Any) -> str | None: ...
 def phone_digits(s: Any) -> Any:
     """The digits people type to find a phone: the national number for +86, the full number otherwise."""
     series, scalar = _as_series(s)
-
-    def digits(value: Any) -> str | None:
-        e164 = str(value)
-        if e164.startswith("+86"):
-            return e164[3:] or None
-        return _NON_DIGIT.sub("", e164) or None
-
-    return _scalar_or_series(_map_unique(series, digits), scalar)
+    codes, uniques = _factorize(series.to_numpy(dtype=object, na_value=None))
+    digits = [(e164[3:] or None) if e164.startswith("+86") else (_NON_DIGIT.sub("", e164) or None)
+              for e164 in map(str, uniques)]
+    return _scalar_or_series(pd.Series(_spread(digits, codes), index=series.index, dtype=object), scalar)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -361,6 +359,7 @@ _HAN_RE = re.compile(f"[{_HAN}]")
 _NAME_PARTS = re.compile(f"[{_HAN}]+|[^{_HAN}]+")
 _LATIN_TOKEN = re.compile(r"[a-z]+")
 _HONORIFIC_HAN = re.compile(r"(先生|女士|小姐)$")
+_PLAIN_HAN_NAME = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]+")  # no compatibility ideographs: NFKC keeps these
 _HONORIFIC_LATIN = frozenset({"mr", "mrs", "ms", "miss", "dr", "prof", "sir", "madam"})
 
 # Surnames whose reading differs from the character's most common reading (单 is "shan", not "dan").
@@ -601,13 +600,45 @@ def _lower_text(series: pd.Series) -> pd.Series:
 
 
 def _join_parts(parts: list[pd.Series]) -> pd.Series:
-    """Row-wise: the parts' tokens, each once, in order, space-separated, cut at 1024 characters."""
+    """Row-wise: the parts' tokens, each once, in order, space-separated, cut at 1024 characters.
+
+    Most rows are simple — each part one token (a Chinese name, its key, initials, digits, an email) and no two
+    alike — and are joined by Arrow in one pass; the others go through the general rule token by token."""
     columns = [p.to_numpy(dtype=object, na_value=None) for p in parts]
-    out = [
-        " ".join(dict.fromkeys(" ".join([v for v in row if v]).split()))[:SEARCH_TEXT_MAX].rstrip()
-        for row in zip(*columns, strict=True)
-    ]
+    n = len(columns[0]) if columns else 0
+    simple = pa.array(np.ones(n, dtype=bool))
+    texts = []
+    for values in columns:
+        try:
+            text = pa.array(values, type=pa.string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text: the general rule for every row
+            simple = pa.array(np.zeros(n, dtype=bool))
+            break
+        text = pc.if_else(pc.greater(pc.utf8_length(text), 0), text, None)  # "" counts as nothing
+        simple = pc.and_(simple, pc.invert(pc.fill_null(pc.match_substring_regex(text, _ANY_SPACE), False)))
+        texts.append(text)
+    else:
+        for first in range(len(texts)):
+            for second in range(first + 1, len(texts)):
+                same = pc.fill_null(pc.equal(texts[first], texts[second]), False)
+                simple = pc.and_(simple, pc.invert(same))
+    simple_rows = simple.to_numpy(zero_copy_only=False)
+    out = np.empty(n, dtype=object)
+    if texts and simple_rows.any():
+        # Missing parts as "" and the doubled spaces they leave collapsed (no part of a simple row has a space).
+        joined = pc.binary_join_element_wise(*texts, " ", null_handling="replace", null_replacement="")
+        joined = pc.utf8_trim(pc.replace_substring_regex(joined, "  +", " "), " ").to_numpy(zero_copy_only=False)
+        rows = np.flatnonzero(simple_rows)
+        out[rows] = [v if len(v) <= SEARCH_TEXT_MAX else v[:SEARCH_TEXT_MAX].rstrip() for v in joined[rows]]
+    simple = simple_rows
+    for row in np.flatnonzero(~simple):
+        values = [c[row] for c in columns]
+        out[row] = " ".join(dict.fromkeys(" ".join([v for v in values if v]).split()))[:SEARCH_TEXT_MAX].rstrip()
     return pd.Series(out, index=parts[0].index, dtype=object)
+
+
+# What ``str.split()`` splits on (Unicode whitespace), as one character class for Arrow's regular expressions.
+_ANY_SPACE = "[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 
 def _column(df: pd.DataFrame, name: str) -> pd.Series:
@@ -620,7 +651,13 @@ def _name_key_and_initials(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Both name columns from one pass over the distinct names."""
 
     def both(value: Any) -> tuple[str | None, str | None]:
-        tokens = _name_tokens(value)
+        if type(value) is str and _PLAIN_HAN_NAME.fullmatch(value):
+            # The common Chinese name: Han characters only, nothing for NFKC, case or spacing to change.
+            honorific = _HONORIFIC_HAN.search(value)
+            tokens = _han_syllables(value[: honorific.start()] if honorific and honorific.start() > 0 else value,
+                                    first=True)
+        else:
+            tokens = _name_tokens(value)
         return ("".join(tokens) or None, "".join(t[0] for t in tokens) or None)
 
     values = series.to_numpy(dtype=object, na_value=None)

@@ -68,8 +68,8 @@ def _processed(values: Sequence[Any], processor: Any) -> list[Any]:
     array = np.fromiter(values, dtype=object, count=len(values))
     try:
         codes, uniques = pd.factorize(array, use_na_sentinel=True)
-    except TypeError:  # unhashable: JSON documents, each its own
-        return [None if v is None else processor(v) for v in array]
+    except TypeError:  # unhashable: JSON documents
+        return _processed_documents(array, processor)
     table = np.empty(len(uniques) + 1, dtype=object)
     table[:-1] = [processor(v) for v in uniques]
     table[-1] = None
@@ -79,6 +79,26 @@ def _processed(values: Sequence[Any], processor: Any) -> list[Any]:
         # NaN/NaT become NULL; None is NULL already.
         out[missing] = None
     return out.tolist()
+
+
+def _processed_documents(values: np.ndarray, processor: Any) -> list[Any]:
+    """JSON documents processed one by one, except that flat text-to-text dicts (custom attributes: a few
+    distinct ones repeated over a batch) are processed once per distinct content."""
+    cache: dict[tuple[tuple[str, str], ...], Any] = {}
+    out = []
+    for value in values:
+        if value is None:
+            out.append(None)
+            continue
+        if type(value) is dict and all(type(k) is str and type(v) is str for k, v in value.items()):
+            key = tuple(value.items())
+            hit = cache.get(key)
+            if hit is None:
+                hit = cache[key] = processor(value)
+            out.append(hit)
+        else:
+            out.append(processor(value))
+    return out
 
 
 def json_objects(columns: dict[str, Sequence[Any]]) -> list[str]:
