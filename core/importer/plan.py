@@ -414,6 +414,8 @@ def build_plan(*, session: Session, table: RawTable, mapping: dict[str, str | No
         if name not in rows:
             continue
         values = rows[name]
+        if not values.notna().any():
+            continue
         long = pd.Series(_lengths(values.to_numpy(dtype=object)) > limit, index=values.index)
         for position in np.flatnonzero(long.to_numpy()):
             too_long.append((position, name, str(values.iloc[position])))
@@ -449,7 +451,10 @@ def build_plan(*, session: Session, table: RawTable, mapping: dict[str, str | No
     else:
         groups = pd.DataFrame(columns=[*group_columns, "valid", "reasons", "last_activity_at", "attributes"])
     last_activity = groups["last_activity_at"] if len(groups) else None
-    groups = groups.astype(object).where(groups.notna(), None)
+    for name in groups.columns:  # missing values as None, column by column where there are any
+        column = groups[name]
+        if column.dtype != object or column.isna().any():
+            groups[name] = column.astype(object).where(column.notna(), None)
     if last_activity is not None:
         groups["last_activity_at"] = last_activity
     groups["is_new"] = groups["existing_id"].isna()
