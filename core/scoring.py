@@ -20,15 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import (
-    Column,
-    Float,
-    Index,
-    Integer,
-    MetaData,
+    BigInteger,
     String,
-    Table,
     and_,
     case,
+    cast,
     delete,
     exists,
     func,
@@ -278,66 +274,197 @@ def _now(now: datetime) -> Any:
     return literal(now, type_=ScoreEvent.__table__.c.occurred_at.type)
 
 
-# Subqueries that hold a correlated lookup end in OFFSET 0: it keeps SQLite and PostgreSQL from inlining them
-# into the outer query, which would run the lookup once per reference instead of once per row.
+_SHIFT = 1 << 31  # lead and touchpoint ids are 32-bit on PostgreSQL: one int64 key holds a (lead, touchpoint) pair
+_NO_ROWS = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+
+
 def _apply_rules(session: Session, now: datetime, ids: list[int] | None, fit: list[_Active],
                  engagement: list[_Active]) -> tuple[int, int]:
     """Fit and engagement in one diff against the ledger; returns (fit events, engagement events) written.
 
-    What every active rule should give goes to a temporary table (per fit rule one INSERT … SELECT over the
-    leads, per engagement rule one over its touchpoints); what the ledger holds per (component, lead, rule,
-    touchpoint) goes to another, summed in one grouped pass. Two joins then write the differences: wanted
-    points the ledger does not hold yet, and held points nothing wants any more (no longer matching, or the rule
-    is not in force). This replaces a ledger lookup per lead and per touchpoint. When the ledger holds nothing
-    for the leads in scope, the rules' SELECTs write their events directly."""
+    The ledger is read once — per (rule, lead, touchpoint) key the points it holds, three numbers a row — and
+    summed in numpy. Each rule in force then reads the points it should give (fit: the matching leads;
+    engagement: per matching touchpoint, capped in the database by a window function) and only the keys whose
+    points differ become ledger events, written in one bulk insert: a rescore where nothing changed writes
+    nothing, a changed rule writes one event per lead or touchpoint it changes. A rule the ledger holds nothing
+    for (a new rule, a first scoring) writes its events directly with INSERT … SELECT, no row through Python."""
     fit = [item for item in fit if item.ast is not None]
     engagement = [item for item in engagement if item.ast is not None]
-    connection = session.connection()
-    want, held = _want_table(), _held_table()
-    for table in (want, held):
-        table.drop(connection, checkfirst=True)
-        table.create(connection)
+    active = {"fit": {int(i.rule.id or 0): int(i.rule.version) for i in fit},
+              "engagement": {int(i.rule.id or 0): int(i.rule.version) for i in engagement}}
+    held = _held(session, ids, active)
+    counts = {"fit": 0, "engagement": 0}
+    events: list[pd.DataFrame] = []
+    for component, items in (("fit", fit), ("engagement", engagement)):
+        for item in items:
+            rule_id = int(item.rule.id or 0)
+            holding = held.pop((component, rule_id), None)
+            if holding is None:
+                rows = _want_fit(session, now, ids, item) if component == "fit" else \
+                    _want_engagement(session, now, ids, item)
+                if rows is not None:
+                    written = _write_new(session, now, [rows])
+                    counts[component] += written[0] + written[1]
+                continue
+            wanted = _fetch_fit(session, now, ids, item) if component == "fit" else \
+                _fetch_engagement(session, now, ids, item)
+            events.append(_rule_difference(session, now, ids, component, item.rule, wanted, holding))
+    # Held by rules no longer in force (deactivated, or now of the other component): every point goes back.
+    for (component, rule_id), holding in held.items():
+        events.append(_gone(session, now, ids, component, rule_id, None, holding))
+    frame = pd.concat([e for e in events if len(e)], ignore_index=True) if any(len(e) for e in events) else None
+    if frame is not None:
+        frame = frame.sort_values(["lead_id", "component", "rule_id", "touchpoint_id"], kind="stable")
+        _write_rows(session, frame, now)
+        by = frame["component"].value_counts()
+        counts["fit"] += int(by.get("fit", 0))
+        counts["engagement"] += int(by.get("engagement", 0))
+    return counts["fit"], counts["engagement"]
+
+
+def _held(session: Session, ids: list[int] | None,
+          active: dict[str, dict[int, int]]) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
+    """What the ledger holds per (component, rule) → (sorted unique keys lead·2³¹+touchpoint, summed points),
+    from one scan of the ledger's rule events (no grouping in the database: its sort costs more than the scan)."""
+    # A fit rule in force never looks at merged leads (they are out of scope), so their fit points stay put;
+    # engagement points of a merged lead's touchpoints go back, as no touchpoint of it matches any more.
+    merged_fit = and_(ScoreEvent.component == "fit", ScoreEvent.rule_id.in_(list(active["fit"]) or [-1]),
+                      ScoreEvent.lead_id.in_(select(Lead.id).where(Lead.status == LeadStatus.MERGED)))
+    key = cast(ScoreEvent.lead_id, BigInteger) * _SHIFT + func.coalesce(ScoreEvent.touchpoint_id, 0)
+    rule = cast(ScoreEvent.rule_id, BigInteger) * 2 + case((ScoreEvent.component == "fit", 1), else_=0)
+    query = (select(rule, key, ScoreEvent.points)
+             .where(ScoreEvent.kind == "rule", ScoreEvent.rule_id.is_not(None),
+                    ScoreEvent.component.in_(("fit", "engagement")), _scope(ScoreEvent.lead_id, ids), ~merged_fit))
+    rows = _fetch(session, query, [("rule", "i8"), ("key", "i8"), ("points", "f8")])
+    if not len(rows):
+        return {}
+    rules_a, keys_a, points_a = rows["rule"], rows["key"], rows["points"]
+    order = np.lexsort((keys_a, rules_a))
+    rules_a, keys_a, points_a = rules_a[order], keys_a[order], points_a[order]
+    first = np.flatnonzero(np.r_[True, (rules_a[1:] != rules_a[:-1]) | (keys_a[1:] != keys_a[:-1])])
+    rules_a, keys_a, points_a = rules_a[first], keys_a[first], np.add.reduceat(points_a, first)
+    out = {}
+    bounds = np.flatnonzero(np.r_[True, rules_a[1:] != rules_a[:-1], True])
+    for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        code = int(rules_a[start])
+        out[("fit" if code % 2 else "engagement", code // 2)] = (keys_a[start:end], points_a[start:end])
+    return out
+
+
+def _fetch_fit(session: Session, now: datetime, ids: list[int] | None, item: _Active) -> tuple[np.ndarray, ...]:
+    """(keys, points, leads, touchpoints, stored times) a fit rule should give: its points to each matching lead."""
+    rows = _want_fit(session, now, ids, item)
+    leads = np.zeros(0, dtype=np.int64) if rows is None else \
+        _fetch(session, rows.with_only_columns(Lead.id), [("lead", "i8")])["lead"]
+    empty = np.zeros(len(leads), dtype=np.int64)
+    return leads * _SHIFT, np.full(len(leads), float(item.rule.points)), leads, empty, np.zeros(len(leads), dtype=object)
+
+
+def _fetch(session: Session, query: Any, dtype: list[tuple[str, str]]) -> np.ndarray:
+    """A query's rows as a numpy record array, read from the driver's cursor: SQLAlchemy's row objects cost
+    more than the query for the million rows a full pass reads."""
+    result = session.connection().execute(query)
     try:
-        active = {"fit": {int(i.rule.id or 0): int(i.rule.version) for i in fit},
-                  "engagement": {int(i.rule.id or 0): int(i.rule.version) for i in engagement}}
-        holding = _hold(session, ids, active, held)
-        wants = [_want_fit(session, now, ids, item) for item in fit] + \
-                [_want_engagement(session, now, ids, item) for item in engagement]
-        if not holding:
-            # Nothing held for these leads (a first scoring, an empty ledger): every wanted point is new and
-            # goes to the ledger directly, rule by rule, without the detour through the temporary table.
-            return _write_new(session, now, [rows for rows in wants if rows is not None])
-        for rows in wants:
-            if rows is not None:
-                _rows(session, insert(want).from_select(_WANT_COLUMNS, rows))
-        return _write_difference(session, now, active, want, held)
+        return np.array(result.cursor.fetchall(), dtype=dtype)
     finally:
-        for table in (want, held):
-            table.drop(connection)
+        result.close()
 
 
-_KEY = ("component", "lead_id", "rule_id", "tp")
+def _rule_difference(session: Session, now: datetime, ids: list[int] | None, component: str, rule: Rule,
+                     wanted: tuple[np.ndarray, ...], holding: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
+    keys, points, leads, tps, stamps = wanted
+    held_keys, held_points = holding
+    # held_keys is sorted and unique: each wanted key's held points by binary search (0 when not held).
+    at = np.minimum(np.searchsorted(held_keys, keys), len(held_keys) - 1)
+    hit = held_keys[at] == keys
+    have = np.where(hit, held_points[at], 0.0)
+    delta = points - have
+    change = np.abs(delta) > 1e-9
+    reason = np.where(have == 0, "matched" if component == "fit" else "touchpoint",
+                      np.where(points == 0, "no_longer_matches", "points_changed"))[change]
+    rule_id, version = int(rule.id or 0), int(rule.version)
+    changed = pd.DataFrame({
+        "lead_id": leads[change], "component": component, "rule_id": rule_id, "rule_version": version,
+        "touchpoint_id": tps[change], "points": delta[change], "kind": "rule", "reason": reason,
+        "occurred_at": _times(int(change.sum()), _stored(session, now)) if component == "fit" else stamps[change]})
+    # Held and no longer wanted at all (the lead or touchpoint stopped matching): the points go back.
+    wanted_held = np.zeros(len(held_keys), dtype=bool)
+    wanted_held[at[hit]] = True
+    gone = ~wanted_held & (np.abs(held_points) > 1e-9)
+    if not gone.any():
+        return changed
+    return pd.concat([changed, _gone(session, now, ids, component, rule_id, version,
+                                     (held_keys[gone], held_points[gone]))], ignore_index=True)
 
 
-def _want_table() -> Table:
-    """Per-connection temporary table: the points the active rules should give (``tp`` 0 for fit)."""
-    return Table("score_want", MetaData(), Column("id", Integer, primary_key=True),
-                 Column("component", String(16), nullable=False), Column("lead_id", Integer, nullable=False),
-                 Column("rule_id", Integer, nullable=False), Column("tp", Integer, nullable=False),
-                 Column("version", Integer, nullable=False), Column("points", Float, nullable=False),
-                 Column("at", ScoreEvent.__table__.c.occurred_at.type), prefixes=["TEMPORARY"])
+def _gone(session: Session, now: datetime, ids: list[int] | None, component: str, rule_id: int,
+          version: int | None, holding: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
+    """Reversals of held points nobody wants: by the rule's current ``version`` if it is in force (a fit rule's
+    at ``now``), else by the version and time the ledger last recorded for that key."""
+    keys, points = holding
+    if version is None:
+        keep = np.abs(points) > 1e-9
+        keys, points = keys[keep], points[keep]
+    if not len(keys):
+        return pd.DataFrame()
+    # The versions and times the ledger recorded: one grouped read of this rule's events (its index).
+    key = cast(ScoreEvent.lead_id, BigInteger) * _SHIFT + func.coalesce(ScoreEvent.touchpoint_id, 0)
+    recorded = session.connection().execute(
+        select(key, func.max(ScoreEvent.rule_version), _raw_time(func.max(ScoreEvent.occurred_at)))
+        .where(ScoreEvent.rule_id == rule_id, ScoreEvent.component == component, ScoreEvent.kind == "rule",
+               _scope(ScoreEvent.lead_id, ids))
+        .group_by(key)).fetchall()
+    last = pd.DataFrame(recorded, columns=["key", "version", "at"]).set_index("key").reindex(keys)
+    in_force = version is not None
+    return pd.DataFrame({
+        "lead_id": keys // _SHIFT, "component": component, "rule_id": rule_id,
+        "rule_version": version if in_force else last["version"].to_numpy(),
+        "touchpoint_id": keys % _SHIFT, "points": -points, "kind": "rule",
+        "reason": "no_longer_matches" if in_force else "rule_inactive",
+        "occurred_at": _times(len(keys), _stored(session, now)) if in_force and component == "fit"
+        else last["at"].to_numpy(dtype=object)})
 
 
-def _held_table() -> Table:
-    """Per-connection temporary table: what the ledger holds per (component, lead, rule, touchpoint)."""
-    return Table("score_held", MetaData(), Column("component", String(16), nullable=False),
-                 Column("lead_id", Integer, nullable=False), Column("rule_id", Integer, nullable=False),
-                 Column("tp", Integer, nullable=False), Column("points", Float, nullable=False),
-                 Column("version", Integer), Column("at", ScoreEvent.__table__.c.occurred_at.type),
-                 prefixes=["TEMPORARY"])
+def _stored(session: Session, value: datetime) -> Any:
+    """A time as the database stores it (SQLite: SQLAlchemy's text form), for rows written by the driver."""
+    dialect = session.get_bind().dialect
+    process = ScoreEvent.__table__.c.occurred_at.type.dialect_impl(dialect).bind_processor(dialect)
+    return process(value) if process is not None else value
 
 
-_WANT_COLUMNS = ["component", "lead_id", "rule_id", "tp", "version", "points", "at"]
+def _times(n: int, value: Any) -> np.ndarray:
+    # An object column: pandas would turn a datetime into its own Timestamp, which drivers do not take.
+    out = np.empty(n, dtype=object)
+    out[:] = [value] * n
+    return out
+
+
+def _write_rows(session: Session, events: pd.DataFrame, now: datetime) -> int:
+    """Append ledger rows whose ``occurred_at`` is already in stored form (driver executemany on SQLite, COPY on
+    PostgreSQL); ``touchpoint_id`` 0 and missing versions are written as NULL."""
+    n = len(events)
+    if n == 0:
+        return 0
+    session.flush()
+    connection = session.connection()
+    touchpoints = [None if t == 0 else t for t in events["touchpoint_id"].to_numpy(dtype=np.int64).tolist()]
+    versions = [None if pd.isna(v) else int(v) for v in events["rule_version"].tolist()]
+    created = _stored(session, now)
+    columns = [events["lead_id"].to_numpy(dtype=np.int64).tolist(), events["component"].tolist(),
+               events["rule_id"].to_numpy(dtype=np.int64).tolist(), versions, touchpoints,
+               events["points"].to_numpy(dtype=np.float64).tolist(), events["kind"].tolist(),
+               events["reason"].tolist(), events["occurred_at"].tolist(), [created] * n]
+    names = ", ".join(f'"{c}"' for c in _EVENT_COLUMNS)
+    dialect = connection.dialect
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            with cursor.copy(f"COPY scoreevent ({names}) FROM STDIN") as copy:
+                for row in zip(*columns, strict=True):
+                    copy.write_row(row)
+        return n
+    marks = ", ".join([dialect.paramstyle == "qmark" and "?" or "%s"] * len(_EVENT_COLUMNS))
+    connection.exec_driver_sql(f"INSERT INTO scoreevent ({names}) VALUES ({marks})", list(zip(*columns, strict=True)))
+    return n
 
 
 def _want_fit(session: Session, now: datetime, ids: list[int] | None, item: _Active) -> Any:
@@ -352,9 +479,10 @@ def _want_fit(session: Session, now: datetime, ids: list[int] | None, item: _Act
     return rows
 
 
-def _want_engagement(session: Session, now: datetime, ids: list[int] | None, item: _Active) -> Any:
-    """``points`` per matching touchpoint, in time order, until the lead reached ``cap`` within the
-    ``period_days`` window (a window function); capped touchpoints are wanted with 0 points."""
+def _engagement_matches(session: Session, now: datetime, ids: list[int] | None,
+                        item: _Active) -> tuple[Any, float, float | None, float]:
+    """The touchpoints an engagement rule gives points for (``tp``, ``lead``, ``at``), its points, its cap when
+    one applies, and its cap period in days."""
     rule = item.rule
     params = rule.params or {}
     points = float(rule.points)
@@ -365,25 +493,55 @@ def _want_engagement(session: Session, now: datetime, ids: list[int] | None, ite
     if params.get("campaign"):
         filters.append(Touchpoint.campaign_id.in_(select(Campaign.id).where(
             Campaign.name == str(params["campaign"]))))
-    cap = params.get("cap")
     matched = (select(Touchpoint.id.label("tp"), Touchpoint.lead_id.label("lead"),
                       Touchpoint.occurred_at.label("at"))
                .join(Lead, Lead.id == Touchpoint.lead_id).where(*filters))
     if ids is not None:  # a few leads: their touchpoints by lead, not every touchpoint of the kind
         matched = matched.with_hint(Touchpoint, "INDEXED BY ix_touchpoint_lead_occurred", "sqlite")
-    if cap and points > 0:
-        period = max(float(params.get("period_days") or 36_500), 1.0)
+    cap = params.get("cap")
+    period = max(float(params.get("period_days") or 36_500), 1.0)
+    return matched, points, float(cap) if cap and points > 0 else None, period
+
+
+def _want_engagement(session: Session, now: datetime, ids: list[int] | None, item: _Active) -> Any:
+    """``points`` per matching touchpoint, in time order, until the lead reached ``cap`` within the
+    ``period_days`` window (a window function); capped touchpoints are wanted with 0 points."""
+    matched, points, cap, period = _engagement_matches(session, now, ids, item)
+    rule = item.rule
+    if cap is not None:
         window = func.floor(_epoch_days(session, Touchpoint.occurred_at) / period)
         ranked = matched.add_columns(func.row_number().over(
             partition_by=(Touchpoint.lead_id, window),
             order_by=(Touchpoint.occurred_at, Touchpoint.id)).label("n")).subquery()
-        room = float(cap) - points * (ranked.c.n - 1)
+        room = cap - points * (ranked.c.n - 1)
         award: Any = case((room >= points, points), (room > 0, room), else_=0.0)
     else:
         ranked = matched.subquery()
         award = literal(points)
     return select(literal("engagement"), ranked.c.lead, literal(int(rule.id or 0)), ranked.c.tp,
                   literal(int(rule.version)), award, ranked.c.at)
+
+
+def _fetch_engagement(session: Session, now: datetime, ids: list[int] | None,
+                      item: _Active) -> tuple[np.ndarray, ...]:
+    """What :func:`_want_engagement` computes, with the cap counted in numpy over rows read in (lead, window,
+    time) order — the same arithmetic as the window function, without its sort and per-row evaluation."""
+    matched, points, cap, period = _engagement_matches(session, now, ids, item)
+    window = func.floor(_epoch_days(session, Touchpoint.occurred_at) / period)
+    found = _fetch(session, matched.with_only_columns(
+        Touchpoint.lead_id, Touchpoint.id, window, _raw_time(Touchpoint.occurred_at))
+        .order_by(Touchpoint.lead_id, window, Touchpoint.occurred_at, Touchpoint.id),
+        [("lead", "i8"), ("tp", "i8"), ("window", "f8"), ("at", "O")])
+    leads, tps = found["lead"], found["tp"]
+    if cap is None:
+        awards = np.full(len(found), points)
+    else:
+        first = np.r_[True, (leads[1:] != leads[:-1]) | (found["window"][1:] != found["window"][:-1])]
+        position = np.arange(len(found))
+        rank = position - np.maximum.accumulate(np.where(first, position, 0))  # row_number() − 1
+        room = cap - points * rank
+        awards = np.where(room >= points, points, np.where(room > 0, room, 0.0))
+    return leads * _SHIFT + tps, awards, leads, tps, found["at"]
 
 
 def _write_new(session: Session, now: datetime, wants: list[Any]) -> tuple[int, int]:
@@ -397,60 +555,6 @@ def _write_new(session: Session, now: datetime, wants: list[Any]) -> tuple[int, 
                   .where(func.abs(points) > 1e-9))
         counts[kind] += _rows(session, _event_insert(events))
     return counts["fit"], counts["engagement"]
-
-
-def _hold(session: Session, ids: list[int] | None, active: dict[str, dict[int, int]], held: Table) -> int:
-    """What the ledger holds per (component, lead, rule, touchpoint), summed into ``held``; returns its rows."""
-    # A fit rule in force never looks at merged leads (they are out of scope), so their fit points stay put;
-    # engagement points of a merged lead's touchpoints go back, as no touchpoint of it matches any more.
-    merged_fit = and_(ScoreEvent.component == "fit", ScoreEvent.rule_id.in_(list(active["fit"]) or [-1]),
-                      ScoreEvent.lead_id.in_(select(Lead.id).where(Lead.status == LeadStatus.MERGED)))
-    tp = func.coalesce(ScoreEvent.touchpoint_id, 0)
-    sums = (select(ScoreEvent.component, ScoreEvent.lead_id, ScoreEvent.rule_id, tp, func.sum(ScoreEvent.points),
-                   func.max(ScoreEvent.rule_version), func.max(ScoreEvent.occurred_at))
-            .where(ScoreEvent.kind == "rule", ScoreEvent.rule_id.is_not(None),
-                   ScoreEvent.component.in_(("fit", "engagement")), _scope(ScoreEvent.lead_id, ids), ~merged_fit)
-            .group_by(ScoreEvent.lead_id, ScoreEvent.component, ScoreEvent.rule_id, tp))
-    return _rows(session, insert(held).from_select([*_KEY, "points", "version", "at"], sums))
-
-
-def _write_difference(session: Session, now: datetime, active: dict[str, dict[int, int]], want: Table,
-                      held: Table) -> tuple[int, int]:
-    before = session.scalar(select(func.max(ScoreEvent.id))) or 0
-    w, h = want.c, held.c
-    same = and_(*(h[c] == w[c] for c in _KEY))
-    connection = session.connection()
-    Index("ix_score_held_key", h.lead_id, h.component, h.rule_id, h.tp).create(connection)
-    Index("ix_score_want_key", w.lead_id, w.component, w.rule_id, w.tp).create(connection)
-    # Wanted: every row of ``want`` belongs to a rule in force.
-    have = func.coalesce(h.points, 0.0)
-    delta = w.points - have
-    reason = case((have == 0, case((w.component == "fit", "matched"), else_="touchpoint")),
-                  (w.points == 0, "no_longer_matches"), else_="points_changed")
-    occurred = case((w.component == "fit", _now(now)), else_=w.at)
-    wanted = (select(w.lead_id, w.component, w.rule_id, w.version, func.nullif(w.tp, 0), delta, literal("rule"),
-                     reason, occurred, _now(now))
-              .select_from(want.outerjoin(held, same)).where(func.abs(delta) > 1e-9)
-              .order_by(w.lead_id, w.component, w.rule_id, w.tp))
-    written = _rows(session, _event_insert(wanted))
-    # Held and no longer wanted: the points go back, by the rule's current version if it is still in force.
-    in_force = or_(and_(h.component == "fit", h.rule_id.in_(list(active["fit"]) or [-1])),
-                   and_(h.component == "engagement", h.rule_id.in_(list(active["engagement"]) or [-1])))
-    versions = [(and_(h.component == component, h.rule_id == rule_id), version)
-                for component, rules in active.items() for rule_id, version in rules.items()]
-    version = case(*versions, else_=h.version) if versions else h.version
-    occurred = case((and_(in_force, h.component == "fit"), _now(now)), else_=h.at)
-    reason = case((in_force, "no_longer_matches"), else_="rule_inactive")
-    gone = (select(h.lead_id, h.component, h.rule_id, version, func.nullif(h.tp, 0), -h.points,
-                   literal("rule"), reason, occurred, _now(now))
-            .where(func.abs(h.points) > 1e-9, ~exists(select(w.id).where(same)))
-            .order_by(h.lead_id, h.component, h.rule_id, h.tp))
-    written += _rows(session, _event_insert(gone))
-    if not written:
-        return 0, 0
-    counts = dict(session.execute(select(ScoreEvent.component, func.count()).where(ScoreEvent.id > before)
-                                  .group_by(ScoreEvent.component)).all())
-    return int(counts.get("fit", 0)), int(counts.get("engagement", 0))
 
 
 def _epoch_days(session: Session, column: Any) -> Any:
