@@ -203,8 +203,7 @@ def _rescore(session: Session, now: datetime, ids: list[int] | None, report: Sco
     fit_events, engagement_events = _apply_rules(session, now, ids, rules[RuleKind.FIT], rules[RuleKind.ENGAGEMENT])
     report.fit_events += fit_events
     report.engagement_events += engagement_events
-    report.decay_events += _decay(session, now, ids, rules[RuleKind.DECAY])
-    _refresh_cache(session, now, ids)
+    report.decay_events += _decay_and_cache(session, now, ids, rules[RuleKind.DECAY])
     report.crossed_mql.extend(_crossed_mql(session, now, ids))
 
 
@@ -352,12 +351,12 @@ def _held(session: Session, ids: list[int] | None,
 
 
 def _fetch_fit(session: Session, now: datetime, ids: list[int] | None, item: _Active) -> tuple[np.ndarray, ...]:
-    """(keys, points, leads, touchpoints, stored times) a fit rule should give: its points to each matching lead."""
+    """(keys, points, leads, touchpoints) a fit rule should give: its points to each matching lead."""
     rows = _want_fit(session, now, ids, item)
     leads = np.zeros(0, dtype=np.int64) if rows is None else \
         _fetch(session, rows.with_only_columns(Lead.id), [("lead", "i8")])["lead"]
     empty = np.zeros(len(leads), dtype=np.int64)
-    return leads * _SHIFT, np.full(len(leads), float(item.rule.points)), leads, empty, np.zeros(len(leads), dtype=object)
+    return leads * _SHIFT, np.full(len(leads), float(item.rule.points)), leads, empty
 
 
 def _fetch(session: Session, query: Any, dtype: list[tuple[str, str]]) -> np.ndarray:
@@ -372,7 +371,7 @@ def _fetch(session: Session, query: Any, dtype: list[tuple[str, str]]) -> np.nda
 
 def _rule_difference(session: Session, now: datetime, ids: list[int] | None, component: str, rule: Rule,
                      wanted: tuple[np.ndarray, ...], holding: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
-    keys, points, leads, tps, stamps = wanted
+    keys, points, leads, tps = wanted
     held_keys, held_points = holding
     # held_keys is sorted and unique: each wanted key's held points by binary search (0 when not held).
     at = np.minimum(np.searchsorted(held_keys, keys), len(held_keys) - 1)
@@ -386,7 +385,8 @@ def _rule_difference(session: Session, now: datetime, ids: list[int] | None, com
     changed = pd.DataFrame({
         "lead_id": leads[change], "component": component, "rule_id": rule_id, "rule_version": version,
         "touchpoint_id": tps[change], "points": delta[change], "kind": "rule", "reason": reason,
-        "occurred_at": _times(int(change.sum()), _stored(session, now)) if component == "fit" else stamps[change]})
+        "occurred_at": _times(int(change.sum()), _stored(session, now)) if component == "fit"
+        else _touchpoint_times(session, tps[change])})
     # Held and no longer wanted at all (the lead or touchpoint stopped matching): the points go back.
     wanted_held = np.zeros(len(held_keys), dtype=bool)
     wanted_held[at[hit]] = True
@@ -524,24 +524,48 @@ def _want_engagement(session: Session, now: datetime, ids: list[int] | None, ite
 
 def _fetch_engagement(session: Session, now: datetime, ids: list[int] | None,
                       item: _Active) -> tuple[np.ndarray, ...]:
-    """What :func:`_want_engagement` computes, with the cap counted in numpy over rows read in (lead, window,
-    time) order — the same arithmetic as the window function, without its sort and per-row evaluation."""
+    """What :func:`_want_engagement` computes, with the cap counted in numpy — the same arithmetic as the window
+    function, without its sort and per-row evaluation. Rows come in (lead, time, id) order, which the touchpoint
+    index gives without a sort; times are read later, for the touchpoints whose points change."""
     matched, points, cap, period = _engagement_matches(session, now, ids, item)
     window = func.floor(_epoch_days(session, Touchpoint.occurred_at) / period)
-    found = _fetch(session, matched.with_only_columns(
-        Touchpoint.lead_id, Touchpoint.id, window, _raw_time(Touchpoint.occurred_at))
-        .order_by(Touchpoint.lead_id, window, Touchpoint.occurred_at, Touchpoint.id),
-        [("lead", "i8"), ("tp", "i8"), ("window", "f8"), ("at", "O")])
-    leads, tps = found["lead"], found["tp"]
+    found = _fetch(session, matched.with_only_columns(Touchpoint.lead_id, Touchpoint.id, window)
+                   .order_by(Touchpoint.lead_id, Touchpoint.occurred_at, Touchpoint.id),
+                   [("lead", "i8"), ("tp", "i8"), ("window", "f8")])
+    leads, tps, windows = found["lead"], found["tp"], found["window"]
     if cap is None:
         awards = np.full(len(found), points)
     else:
-        first = np.r_[True, (leads[1:] != leads[:-1]) | (found["window"][1:] != found["window"][:-1])]
+        same_lead = leads[1:] == leads[:-1]
+        if (same_lead & (windows[1:] < windows[:-1])).any():
+            # Stored times whose text does not sort like time (mixed formats): order by window, keeping the
+            # stored order inside it, as the window function partitions.
+            order = np.lexsort((np.arange(len(found)), windows, leads))
+            leads, tps, windows = leads[order], tps[order], windows[order]
+            same_lead = leads[1:] == leads[:-1]
+        first = np.r_[True, ~same_lead | (windows[1:] != windows[:-1])]
         position = np.arange(len(found))
         rank = position - np.maximum.accumulate(np.where(first, position, 0))  # row_number() − 1
         room = cap - points * rank
         awards = np.where(room >= points, points, np.where(room > 0, room, 0.0))
-    return leads * _SHIFT + tps, awards, leads, tps, found["at"]
+    return leads * _SHIFT + tps, awards, leads, tps
+
+
+def _touchpoint_times(session: Session, tps: np.ndarray) -> np.ndarray:
+    """The stored ``occurred_at`` of these touchpoints (as stored: ledger rows copy it), in their order."""
+    out = np.empty(len(tps), dtype=object)
+    if not len(tps):
+        return out
+    unique = np.unique(tps)
+    found = []
+    for start in range(0, len(unique), CHUNK):
+        chunk = unique[start:start + CHUNK].tolist()
+        found.append(_fetch(session, select(Touchpoint.id, _raw_time(Touchpoint.occurred_at))
+                            .where(Touchpoint.id.in_(chunk)), [("tp", "i8"), ("at", "O")]))
+    times = np.concatenate(found)
+    times = times[np.argsort(times["tp"], kind="stable")]
+    out[:] = times["at"][np.searchsorted(times["tp"], tps)]
+    return out
 
 
 def _write_new(session: Session, now: datetime, wants: list[Any]) -> tuple[int, int]:
@@ -573,8 +597,87 @@ def apply_decay(*, session: Session, now: datetime) -> int:
     rules = _active_rules(session, ScoreReport())
     if not rules[RuleKind.DECAY]:
         return 0
-    written = _decay(session, now, None, rules[RuleKind.DECAY])
-    _refresh_cache(session, now, None)
+    return _decay_and_cache(session, now, None, rules[RuleKind.DECAY])
+
+
+def _decay_and_cache(session: Session, now: datetime, ids: list[int] | None, rules: list[_Active]) -> int:
+    """Decay up to ``now``, then the cached scores; returns the decay events written."""
+    half_life = next((r for r in rules if r.rule.params.get("half_life_days")), None)
+    idle = [r for r in rules if r.rule.params.get("idle_days") and not r.rule.params.get("half_life_days")]
+    if ids is None and not idle:
+        return _settle(session, now, half_life)
+    written = _decay(session, now, ids, rules)
+    _refresh_cache(session, now, ids)
+    return written
+
+
+def _age_days(session: Session, now: datetime) -> Any:
+    """A ledger event's age in days at ``now`` (0 for events dated later)."""
+    now_days = (now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp() / 86_400
+    age = now_days - _epoch_days(session, ScoreEvent.occurred_at)
+    return func.max(age, 0.0) if session.get_bind().dialect.name == "sqlite" else func.greatest(age, 0.0)
+
+
+def _settle(session: Session, now: datetime, half_life: _Active | None) -> int:
+    """A full pass's half-life decay and cached scores from one grouped read of the ledger.
+
+    Per lead, one scan sums the fit and engagement points, the decay the half-life rule wants (as
+    :func:`_half_life` computes it) and the decay already recorded; numpy writes the decay that changed and
+    rewrites the cached scores and grades of the leads whose values differ — none when nothing changed."""
+    event = ScoreEvent
+    columns: list[Any] = [event.lead_id,
+                          func.sum(case((event.component == "fit", event.points), else_=0.0)),
+                          func.sum(case((event.component == "engagement", event.points), else_=0.0))]
+    if half_life is not None:
+        rule = half_life.rule
+        days = float(rule.params["half_life_days"])
+        decayed = event.points * (func.power(0.5, _age_days(session, now) / days) - 1.0)
+        columns += [func.sum(case((and_(event.component == "engagement", event.kind == "rule"), decayed),
+                                  else_=0.0)),
+                    func.sum(case((and_(event.kind == "decay", event.rule_id == rule.id), event.points), else_=0.0))]
+    else:
+        columns += [literal(0.0), literal(0.0)]
+    sums = _fetch(session, select(*columns).group_by(event.lead_id).order_by(event.lead_id),
+                  [("lead", "i8"), ("fit", "f8"), ("engagement", "f8"), ("target", "f8"), ("held", "f8")])
+    leads = _fetch(session, select(Lead.id, Lead.fit_score, Lead.engagement_score, Lead.grade)
+                   .where(Lead.status != LeadStatus.MERGED).order_by(Lead.id),
+                   [("id", "i8"), ("fit", "f8"), ("engagement", "f8"), ("grade", "O")])
+    ids = leads["id"]
+    at = np.minimum(np.searchsorted(sums["lead"], ids), max(len(sums) - 1, 0))
+    found = sums["lead"][at] == ids if len(sums) else np.zeros(len(ids), dtype=bool)
+
+    def summed(name: str) -> np.ndarray:
+        return np.where(found, sums[name][at], 0.0) if len(sums) else np.zeros(len(ids))
+
+    fit, engagement = summed("fit"), summed("engagement")
+    written = 0
+    if half_life is not None:
+        delta = summed("target") - summed("held")
+        due = np.abs(delta) >= 0.01
+        if half_life.ast is not None:
+            due &= np.isin(ids, _fetch(session, select(Lead.id).where(
+                lead_condition(half_life.ast, now=now), Lead.status != LeadStatus.MERGED), [("id", "i8")])["id"])
+        n = int(due.sum())
+        if n:
+            written = _write_rows(session, pd.DataFrame({
+                "lead_id": ids[due], "component": "engagement", "rule_id": int(half_life.rule.id or 0),
+                "rule_version": int(half_life.rule.version), "touchpoint_id": 0, "points": delta[due],
+                "kind": "decay", "reason": "half_life", "occurred_at": _times(n, _stored(session, now))}), now)
+            engagement = engagement + np.where(due, delta, 0.0)
+    bands = grade_bands(session)
+    grade = np.select([fit >= bands["A"], fit >= bands["B"], fit >= bands["C"]], ["A", "B", "C"], "D").astype(object)
+    changed = (np.abs(fit - leads["fit"]) > 1e-9) | (np.abs(engagement - leads["engagement"]) > 1e-9) | \
+        (grade != leads["grade"])
+    if changed.any():
+        connection = session.connection()
+        marks = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        connection.exec_driver_sql(
+            f"UPDATE lead SET fit_score = {marks}, engagement_score = {marks}, grade = {marks} WHERE id = {marks}",
+            list(zip(fit[changed].tolist(), engagement[changed].tolist(), grade[changed].tolist(),
+                     ids[changed].tolist(), strict=True)))
+    session.execute(update(Lead).where(Lead.status != LeadStatus.MERGED).values(scored_at=now)
+                    .execution_options(synchronize_session=False))
+    _expire_scores(session)
     return written
 
 
@@ -595,10 +698,7 @@ def _decay(session: Session, now: datetime, ids: list[int] | None, rules: list[_
 def _half_life(session: Session, now: datetime, ids: list[int] | None, item: _Active) -> int:
     rule = item.rule
     days = float(rule.params["half_life_days"])
-    now_days = (now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp() / 86_400
-    age = func.max(now_days - _epoch_days(session, ScoreEvent.occurred_at), 0.0) \
-        if session.get_bind().dialect.name == "sqlite" else \
-        func.greatest(now_days - _epoch_days(session, ScoreEvent.occurred_at), 0.0)
+    age = _age_days(session, now)
     target = (select(ScoreEvent.lead_id.label("key"),
                      func.sum(ScoreEvent.points * (func.power(0.5, age / days) - 1.0)).label("target"))
               .where(ScoreEvent.component == "engagement", ScoreEvent.kind == "rule", _scope(ScoreEvent.lead_id, ids))
@@ -926,6 +1026,10 @@ def _refresh_cache(session: Session, now: datetime, ids: list[int] | None) -> No
     grade = case((Lead.fit_score >= bands["A"], "A"), (Lead.fit_score >= bands["B"], "B"),
                  (Lead.fit_score >= bands["C"], "C"), else_="D")
     session.execute(update(Lead).where(scope).values(grade=grade).execution_options(synchronize_session=False))
+    _expire_scores(session)
+
+
+def _expire_scores(session: Session) -> None:
     # Leads already loaded in this session would otherwise show the scores from before.
     for item in list(session.identity_map.values()):
         if isinstance(item, Lead):
