@@ -35,6 +35,7 @@ from sqlalchemy import (
     select,
     true,
     type_coerce,
+    union_all,
     update,
 )
 from sqlalchemy.sql.elements import ColumnElement
@@ -302,8 +303,7 @@ def _apply_rules(session: Session, now: datetime, ids: list[int] | None, fit: li
                 rows = _want_fit(session, now, ids, item) if component == "fit" else \
                     _want_engagement(session, now, ids, item)
                 if rows is not None:
-                    written = _write_new(session, now, [rows])
-                    counts[component] += written[0] + written[1]
+                    counts[component] += _write_new(session, now, component, rows)
                 continue
             wanted = _fetch_fit(session, now, ids, item) if component == "fit" else \
                 _fetch_engagement(session, now, ids, item)
@@ -508,18 +508,25 @@ def _want_engagement(session: Session, now: datetime, ids: list[int] | None, ite
     ``period_days`` window (a window function); capped touchpoints are wanted with 0 points."""
     matched, points, cap, period = _engagement_matches(session, now, ids, item)
     rule = item.rule
-    if cap is not None:
-        window = func.floor(_epoch_days(session, Touchpoint.occurred_at) / period)
-        ranked = matched.add_columns(func.row_number().over(
-            partition_by=(Touchpoint.lead_id, window),
-            order_by=(Touchpoint.occurred_at, Touchpoint.id)).label("n")).subquery()
-        room = cap - points * (ranked.c.n - 1)
-        award: Any = case((room >= points, points), (room > 0, room), else_=0.0)
-    else:
+    if cap is None:
         ranked = matched.subquery()
-        award = literal(points)
-    return select(literal("engagement"), ranked.c.lead, literal(int(rule.id or 0)), ranked.c.tp,
-                  literal(int(rule.version)), award, ranked.c.at)
+        return select(literal("engagement"), ranked.c.lead, literal(int(rule.id or 0)), ranked.c.tp,
+                      literal(int(rule.version)), literal(points), ranked.c.at)
+    # Only a lead with more matching touchpoints than cap/points can reach the cap: the others get the full
+    # points without the window function (its per-partition buffering is most of the statement's cost).
+    heavy = matched.with_only_columns(Touchpoint.lead_id).group_by(Touchpoint.lead_id) \
+        .having(func.count() > cap / points)
+    light = matched.where(Touchpoint.lead_id.not_in(heavy)).add_columns(literal(points).label("award"))
+    window = func.floor(_epoch_days(session, Touchpoint.occurred_at) / period)
+    ranked = matched.where(Touchpoint.lead_id.in_(heavy)).add_columns(func.row_number().over(
+        partition_by=(Touchpoint.lead_id, window),
+        order_by=(Touchpoint.occurred_at, Touchpoint.id)).label("n")).subquery()
+    room = cap - points * (ranked.c.n - 1)
+    capped = select(ranked.c.tp, ranked.c.lead, ranked.c.at,
+                    case((room >= points, points), (room > 0, room), else_=0.0).label("award"))
+    awarded = union_all(light, capped).subquery()
+    return select(literal("engagement"), awarded.c.lead, literal(int(rule.id or 0)), awarded.c.tp,
+                  literal(int(rule.version)), awarded.c.award, awarded.c.at)
 
 
 def _fetch_engagement(session: Session, now: datetime, ids: list[int] | None,
@@ -568,17 +575,14 @@ def _touchpoint_times(session: Session, tps: np.ndarray) -> np.ndarray:
     return out
 
 
-def _write_new(session: Session, now: datetime, wants: list[Any]) -> tuple[int, int]:
-    counts = {"fit": 0, "engagement": 0}
-    for rows in wants:
-        w = rows.subquery().c
-        component, lead, rule_id, tp, version, points, at = (w[i] for i in range(7))
-        kind = "fit" if rows.selected_columns[0].value == "fit" else "engagement"
-        events = (select(lead, literal(kind), rule_id, version, func.nullif(tp, 0), points, literal("rule"),
-                         literal("matched" if kind == "fit" else "touchpoint"), at, _now(now))
-                  .where(func.abs(points) > 1e-9))
-        counts[kind] += _rows(session, _event_insert(events))
-    return counts["fit"], counts["engagement"]
+def _write_new(session: Session, now: datetime, component: str, rows: Any) -> int:
+    """A rule's wanted points written straight to the ledger (INSERT … SELECT): the ledger holds nothing for it."""
+    w = rows.subquery().c
+    lead, rule_id, tp, version, points, at = w[1], w[2], w[3], w[4], w[5], w[6]
+    events = (select(lead, literal(component), rule_id, version, func.nullif(tp, 0), points, literal("rule"),
+                     literal("matched" if component == "fit" else "touchpoint"), at, _now(now))
+              .where(func.abs(points) > 1e-9))
+    return _rows(session, _event_insert(events))
 
 
 def _epoch_days(session: Session, column: Any) -> Any:
