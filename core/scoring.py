@@ -21,7 +21,12 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import (
     BigInteger,
+    Column,
+    Float,
+    Integer,
+    MetaData,
     String,
+    Table,
     and_,
     case,
     cast,
@@ -625,61 +630,65 @@ def _age_days(session: Session, now: datetime) -> Any:
 def _settle(session: Session, now: datetime, half_life: _Active | None) -> int:
     """A full pass's half-life decay and cached scores from one grouped read of the ledger.
 
-    Per lead, one scan sums the fit and engagement points, the decay the half-life rule wants (as
-    :func:`_half_life` computes it) and the decay already recorded; numpy writes the decay that changed and
-    rewrites the cached scores and grades of the leads whose values differ — none when nothing changed."""
+    One scan sums, per lead, the fit and engagement points, the decay the half-life rule wants (as
+    :func:`_half_life` computes it) and the decay already recorded, into a temporary table; the decay that
+    changed is written from it and the cached scores and grades of the leads whose values differ are rewritten
+    from it — nothing when nothing changed. (Two grouped passes, one for decay and one for the cache, cost
+    twice the sort.)"""
     event = ScoreEvent
-    columns: list[Any] = [event.lead_id,
-                          func.sum(case((event.component == "fit", event.points), else_=0.0)),
-                          func.sum(case((event.component == "engagement", event.points), else_=0.0))]
-    if half_life is not None:
-        rule = half_life.rule
-        days = float(rule.params["half_life_days"])
-        decayed = event.points * (func.power(0.5, _age_days(session, now) / days) - 1.0)
-        columns += [func.sum(case((and_(event.component == "engagement", event.kind == "rule"), decayed),
-                                  else_=0.0)),
-                    func.sum(case((and_(event.kind == "decay", event.rule_id == rule.id), event.points), else_=0.0))]
-    else:
-        columns += [literal(0.0), literal(0.0)]
-    sums = _fetch(session, select(*columns).group_by(event.lead_id).order_by(event.lead_id),
-                  [("lead", "i8"), ("fit", "f8"), ("engagement", "f8"), ("target", "f8"), ("held", "f8")])
-    leads = _fetch(session, select(Lead.id, Lead.fit_score, Lead.engagement_score, Lead.grade)
-                   .where(Lead.status != LeadStatus.MERGED).order_by(Lead.id),
-                   [("id", "i8"), ("fit", "f8"), ("engagement", "f8"), ("grade", "O")])
-    ids = leads["id"]
-    at = np.minimum(np.searchsorted(sums["lead"], ids), max(len(sums) - 1, 0))
-    found = sums["lead"][at] == ids if len(sums) else np.zeros(len(ids), dtype=bool)
-
-    def summed(name: str) -> np.ndarray:
-        return np.where(found, sums[name][at], 0.0) if len(sums) else np.zeros(len(ids))
-
-    fit, engagement = summed("fit"), summed("engagement")
-    written = 0
-    if half_life is not None:
-        delta = summed("target") - summed("held")
-        due = np.abs(delta) >= 0.01
-        if half_life.ast is not None:
-            due &= np.isin(ids, _fetch(session, select(Lead.id).where(
-                lead_condition(half_life.ast, now=now), Lead.status != LeadStatus.MERGED), [("id", "i8")])["id"])
-        n = int(due.sum())
-        if n:
-            written = _write_rows(session, pd.DataFrame({
-                "lead_id": ids[due], "component": "engagement", "rule_id": int(half_life.rule.id or 0),
-                "rule_version": int(half_life.rule.version), "touchpoint_id": 0, "points": delta[due],
-                "kind": "decay", "reason": "half_life", "occurred_at": _times(n, _stored(session, now))}), now)
-            engagement = engagement + np.where(due, delta, 0.0)
+    sums = Table("score_sums", MetaData(), Column("lead_id", Integer, primary_key=True),
+                 Column("fit", Float, nullable=False), Column("engagement", Float, nullable=False),
+                 Column("target", Float, nullable=False), Column("held", Float, nullable=False),
+                 prefixes=["TEMPORARY"])
+    connection = session.connection()
+    sums.drop(connection, checkfirst=True)
+    sums.create(connection)
+    try:
+        if half_life is not None:
+            rule = half_life.rule
+            days = float(rule.params["half_life_days"])
+            decayed = event.points * (func.power(0.5, _age_days(session, now) / days) - 1.0)
+            target = func.sum(case((and_(event.component == "engagement", event.kind == "rule"), decayed),
+                                   else_=0.0))
+            held = func.sum(case((and_(event.kind == "decay", event.rule_id == rule.id), event.points), else_=0.0))
+        else:
+            target = held = literal(0.0)
+        _rows(session, insert(sums).from_select(["lead_id", "fit", "engagement", "target", "held"], select(
+            event.lead_id, func.sum(case((event.component == "fit", event.points), else_=0.0)),
+            func.sum(case((event.component == "engagement", event.points), else_=0.0)), target, held)
+            .group_by(event.lead_id)))
+        s = sums.c
+        written = 0
+        if half_life is not None:
+            rule = half_life.rule
+            delta = s.target - s.held
+            decaying = [Lead.status != LeadStatus.MERGED]
+            if half_life.ast is not None:
+                decaying.append(lead_condition(half_life.ast, now=now))
+            written = _rows(session, _event_insert(
+                select(Lead.id, literal("engagement"), literal(rule.id), literal(rule.version), null(), delta,
+                       literal("decay"), literal("half_life"), _now(now), _now(now))
+                .select_from(Lead).join(sums, s.lead_id == Lead.id)
+                .where(*decaying, func.abs(delta) >= 0.01).order_by(Lead.id)))
+            if written:
+                session.execute(update(sums).where(func.abs(delta) >= 0.01,
+                                                   s.lead_id.in_(select(Lead.id).where(*decaying)))
+                                .values(engagement=s.engagement + delta))
+        scope = Lead.status != LeadStatus.MERGED
+        session.execute(update(Lead).where(scope, Lead.id == s.lead_id,
+                                           or_(func.abs(Lead.fit_score - s.fit) > 1e-9,
+                                               func.abs(Lead.engagement_score - s.engagement) > 1e-9))
+                        .values(fit_score=s.fit, engagement_score=s.engagement)
+                        .execution_options(synchronize_session=False))
+        session.execute(update(Lead).where(scope, or_(Lead.fit_score != 0, Lead.engagement_score != 0),
+                                           Lead.id.not_in(select(s.lead_id)))
+                        .values(fit_score=0.0, engagement_score=0.0).execution_options(synchronize_session=False))
+    finally:
+        sums.drop(connection)
     bands = grade_bands(session)
-    grade = np.select([fit >= bands["A"], fit >= bands["B"], fit >= bands["C"]], ["A", "B", "C"], "D").astype(object)
-    changed = (np.abs(fit - leads["fit"]) > 1e-9) | (np.abs(engagement - leads["engagement"]) > 1e-9) | \
-        (grade != leads["grade"])
-    if changed.any():
-        connection = session.connection()
-        marks = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-        connection.exec_driver_sql(
-            f"UPDATE lead SET fit_score = {marks}, engagement_score = {marks}, grade = {marks} WHERE id = {marks}",
-            list(zip(fit[changed].tolist(), engagement[changed].tolist(), grade[changed].tolist(),
-                     ids[changed].tolist(), strict=True)))
-    session.execute(update(Lead).where(Lead.status != LeadStatus.MERGED).values(scored_at=now)
+    grade = case((Lead.fit_score >= bands["A"], "A"), (Lead.fit_score >= bands["B"], "B"),
+                 (Lead.fit_score >= bands["C"], "C"), else_="D")
+    session.execute(update(Lead).where(scope).values(grade=grade, scored_at=now)
                     .execution_options(synchronize_session=False))
     _expire_scores(session)
     return written
