@@ -7,8 +7,10 @@ Run with ``streamlit run app.py``. The database comes from ``DATABASE_URL`` (def
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from core.auth import Actor, actor_is_active, authenticate, authenticate_sso, set_language
 from core.clock import utcnow
@@ -168,6 +170,25 @@ def _session_still_valid() -> bool:
     return True
 
 
+def _keep_choices_across_languages() -> None:
+    """Choice widgets (selectbox, radio, multiselect…) hold the *text* of the chosen option, which a language
+    switch changes: left alone they would show the old language's text, or nothing. Setting each kept value
+    again, as a value, makes the next run show it in the new language. Widgets that cannot be set (buttons,
+    uploads, editors) are left as they are."""
+    for key in list(st.session_state.keys()):
+        if key == "language_switch":
+            continue
+        try:
+            value = st.session_state[key]
+        except (StreamlitAPIException, KeyError):
+            continue
+        # Choice values are plain strings, numbers, dates or lists of them; booleans (buttons, checkboxes) and
+        # None read the same in any language, and other widgets' values (uploads, editors) cannot be set.
+        if isinstance(value, bool) or not isinstance(value, str | int | float | list | tuple | date):
+            continue
+        st.session_state[key] = value
+
+
 def sidebar(actor: Actor) -> None:
     with st.sidebar:
         st.markdown(f"**{actor.display_name}** · {tr('role.' + actor.role)}")
@@ -180,6 +201,7 @@ def sidebar(actor: Actor) -> None:
         )
         if chosen != lang():
             st.session_state["lang"] = chosen
+            _keep_choices_across_languages()
             try:
                 with db_session() as session:
                     set_language(session, actor=actor, language=chosen)

@@ -77,6 +77,11 @@ async def _user(browser, base: str, username: str, rounds: int, times: list[floa
     await page.get_by_label("用户名").fill(username)
     await page.get_by_label("密码", exact=True).fill("demo1234")
     await _act(page, lambda: page.get_by_role("button", name="登录").click())
+    refused = await _problems(page)
+    if refused:  # a sign-in that fails is an error the user saw; this user goes no further
+        problems.extend(f"{username} signing in: {p}" for p in refused)
+        await context.close()
+        return
     await page.wait_for_selector("[data-testid='stSidebarNav'] a")
     links = page.locator("[data-testid='stSidebarNav'] a")
     hrefs = [await links.nth(i).get_attribute("href") for i in range(await links.count())]
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         upgrade_to_head(engine)
         seed_demo(engine)
         rng = np.random.default_rng(3)
-        data, shape = messy_file(args.rows, people(5_000, rng), rng)
+        data, shape = messy_file(args.rows, people(max(5_000, args.rows // 4), rng), rng)
         csv_path = Path(folder) / "展会名单.csv"
         csv_path.write_bytes(data)
         print(f"demo world seeded; import file of {args.rows:,} rows ({shape})")

@@ -901,10 +901,10 @@ def fit_explanation(*, session: Session, actor: Actor, account_id: int) -> pd.Da
         "region": "、".join(icp["regions"]),
         "committee": "、".join(icp["departments"]),
     }
-    rows = [{"criterion": name, "wanted": wanted[name], "value": values[name], "matched": bool(fit[name]),
+    rows = [{"criterion": name, "wanted": wanted[name], "account_value": values[name], "matched": bool(fit[name]),
              "weight": float(icp["weights"].get(name) or 0)}
             for name in ICP_CRITERIA if name in fit.index]
-    return pd.DataFrame(rows, columns=["criterion", "wanted", "value", "matched", "weight"])
+    return pd.DataFrame(rows, columns=["criterion", "wanted", "account_value", "matched", "weight"])
 
 
 def account_timeline(

@@ -7,17 +7,20 @@ calls a core function directly is refused just as the page would refuse them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import ColumnElement, false, func, true
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from core import audit
 from core.clock import ensure_utc, utcnow
 from core.errors import AuthenticationFailed, NotFound, PermissionDenied, ValidationError
+from db.busy import is_busy, patience, write_later
 from db.models import Assignment, Lead, Role, User
 
 _hasher = PasswordHasher()
@@ -149,27 +152,60 @@ def authenticate(session: Session, *, username: str, password: str, now: datetim
             minutes=minutes,
         )
     if not verify_password(user.password_hash, password):
-        user.failed_logins += 1
-        if user.failed_logins >= LOCKOUT_AFTER:
-            # Backoff doubles with each further failure: 1, 2, 4 … minutes, at most an hour.
-            minutes = min(LOCKOUT_MAX_MINUTES, 2 ** (user.failed_logins - LOCKOUT_AFTER))
-            user.locked_until = now + timedelta(minutes=minutes)
-        session.add(user)
-        session.commit()
+        _commit_or_later(session, user.id, "failed login", lambda s, uid=user.id: _count_failure(s, uid, now))
         raise AuthenticationFailed("Wrong username or password.", key="error.login_failed")
     if not user.active:
         raise AuthenticationFailed(
             "This account is deactivated. Ask an admin to reactivate it.", key="auth.deactivated"
         )
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+    new_hash = hash_password(password) if _hasher.check_needs_rehash(user.password_hash) else None
+    user_id = user.id
+    _commit_or_later(session, user_id, "login", lambda s: _record_login(s, user_id, now, new_hash))
+    return actor_for(session, session.get(User, user_id) or user)
+
+
+def _count_failure(session: Session, user_id: int | None, now: datetime) -> None:
+    user = session.get(User, user_id)
+    if user is None:
+        return
+    user.failed_logins += 1
+    if user.failed_logins >= LOCKOUT_AFTER:
+        # Backoff doubles with each further failure: 1, 2, 4 … minutes, at most an hour.
+        minutes = min(LOCKOUT_MAX_MINUTES, 2 ** (user.failed_logins - LOCKOUT_AFTER))
+        user.locked_until = now + timedelta(minutes=minutes)
+    session.add(user)
+
+
+def _record_login(session: Session, user_id: int | None, now: datetime, new_hash: str | None) -> None:
+    user = session.get(User, user_id)
+    if user is None:
+        return
+    if new_hash:
+        user.password_hash = new_hash
     user.failed_logins = 0
     user.locked_until = None
     user.last_login_at = now
     session.add(user)
     audit.record(session, actor_id=user.id, action="login", entity="user", entity_id=user.id, now=now)
-    session.commit()
-    return actor_for(session, user)
+
+
+LOGIN_WRITE_WAIT_SECONDS = 2.0
+
+
+def _commit_or_later(session: Session, user_id: int | None, what: str, write: Callable[[Session], None]) -> None:
+    """Write a login's bookkeeping now; while a long import holds SQLite's write lock, write it as soon as the
+    lock is free instead of failing the sign-in (the password has been checked either way)."""
+    try:
+        with patience(session, LOGIN_WRITE_WAIT_SECONDS):
+            write(session)
+            session.flush()
+        session.commit()
+    except OperationalError as error:
+        if not is_busy(error):
+            raise
+        session.rollback()
+        bind = session.get_bind()
+        write_later(bind.engine if hasattr(bind, "engine") else bind, write, what=f"{what} of user {user_id}")
 
 
 def authenticate_sso(session: Session, *, email: str | None, now: datetime | None = None) -> Actor:

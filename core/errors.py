@@ -52,6 +52,12 @@ class DatabaseUnavailable(LeadLoopError):
     key = "error.database_unavailable"
 
 
+class DatabaseBusy(LeadLoopError):
+    """SQLite's single writer is taken (a large import, a full rescore) for longer than a person waits."""
+
+    key = "error.database_busy"
+
+
 class PermissionDenied(LeadLoopError):
     key = "error.permission_denied"
 

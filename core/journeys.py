@@ -35,6 +35,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from core.auth import Actor, lead_scope, require
+from core.display_names import Labels, labels, show
 from core.errors import NotFound
 from core.i18n import has_key, t
 from core.lifecycle import MAIN_TRACK
@@ -519,9 +520,19 @@ def _event_text(row: Any, lang: str) -> tuple[str, str]:
     return label, " · ".join(bits)
 
 
-def timeline_for_people(frame: pd.DataFrame, lang: str) -> pd.DataFrame:
-    """The timeline with ``what`` and ``detail`` as sentences in ``lang`` (the page and the exports show this)."""
+# The kind of name the ``campaign`` column holds for each kind of timeline row (core.display_names).
+_NAME_KIND = {"touchpoint": "campaign", "score": "rule", "workflow": "workflow", "message": "workflow"}
+
+
+def timeline_for_people(frame: pd.DataFrame, lang: str, names: Labels | None = None) -> pd.DataFrame:
+    """The timeline with ``what`` and ``detail`` as sentences in ``lang`` (the page and the exports show this).
+
+    ``names`` (``core.display_names.labels``) shows campaign, rule, workflow and channel names in ``lang``."""
     out = frame.copy()
+    if names and not out.empty:
+        out["campaign"] = [show(c, names.get(_NAME_KIND.get(k, ""), {})) for k, c in zip(out["kind"], out["campaign"],
+                                                                                           strict=True)]
+        out["channel"] = out["channel"].map(lambda c: show(c, names.get("channel", {})))
     texts = [_event_text(row, lang) for row in frame.itertuples(index=False)]
     out["what"] = [w for w, _ in texts]
     out["detail"] = [d for _, d in texts]
@@ -536,7 +547,8 @@ def timeline_export(
     require(actor, "journeys")
     frame = timeline(session=session, actor=actor, lead_id=lead_id, kinds=kinds, since=since, until=until,
                      limit=TIMELINE_EXPORT_MAX)
-    return timeline_for_people(frame, lang)[["at", "kind", "what", "detail", "channel", "points"]]
+    return timeline_for_people(frame, lang, labels(session, lang))[["at", "kind", "what", "detail", "channel",
+                                                                     "points"]]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -666,6 +666,23 @@ class JobRun(SQLModel, table=True):
     error: str | None = None
 
 
+class DisplayName(SQLModel, table=True):
+    """How a named thing (a channel, campaign, tag, rule, workflow…) reads in one interface language.
+
+    Names are data a team types in its own language; a label here lets readers of the other language see it in
+    theirs. Keyed by the name rather than the row id so that any report column holding names can be translated
+    with one dictionary lookup; renaming a thing carries its labels along (core.display_names.rename).
+    """
+
+    __table_args__ = (UniqueConstraint("kind", "name", "lang", name="uq_displayname_kind_name_lang"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    name: str = Field(max_length=255)
+    lang: str = Field(max_length=8)
+    text: str = Field(max_length=255)
+
+
 class Setting(SQLModel, table=True):
     """Team-wide settings (SMTP, thresholds, SLA hours, blocklists) as JSON values under a key."""
 

@@ -30,6 +30,7 @@ from core.clock import utcnow
 from core.errors import LeadLoopError
 from core.journeys import TIMELINE_EXPORT_MAX, TIMELINE_KINDS, timeline_for_people
 from ui.common import (
+    all_names,
     db_session,
     export_buttons,
     for_display,
@@ -41,6 +42,7 @@ from ui.common import (
     run_action,
     show_error,
     show_flash,
+    shown_name,
     tr,
 )
 from ui.grid import show_grid
@@ -64,7 +66,8 @@ with st.form("accounts_filters"):
     text_col, list_col, stage_col, industry_col = st.columns([2, 2, 2, 2])
     text = text_col.text_input(tr("accounts.filter_text"), key="accounts_text")
     target_list = list_col.selectbox(tr("accounts.filter_list"), ["", *options["target_lists"]],
-                                     format_func={v: v or tr("accounts.any") for v in ["", *options["target_lists"]]}.get,
+                                     format_func={v: shown_name("target_list", v) or tr("accounts.any")
+                                                  for v in ["", *options["target_lists"]]}.get,
                                      key="accounts_list")
     stages = stage_col.multiselect(tr("accounts.filter_stage"), [str(s) for s in STAGE_ORDER],
                                    format_func={str(s): label("stage", s) for s in STAGE_ORDER}.get,
@@ -106,7 +109,7 @@ if frame.empty:
     st.info(tr("accounts.none"))
 else:
     shown = frame.copy()
-    shown["target_lists"] = shown["target_lists"].map(lambda v: "、".join(v or []))
+    shown["target_lists"] = shown["target_lists"].map(lambda v: "、".join(shown_name("target_list", v or [])))
     shown["mqa_at"] = shown["mqa_at"].map(lambda v: local_time(v) if pd.notna(v) else "")
     shown["is_customer"] = shown["is_customer"].map(yes_no)
     shown["owner"] = shown["owner"].fillna("—")
@@ -192,7 +195,7 @@ mqa_box.metric("MQA", local_time(account["mqa_at"])[:10] if account["mqa_at"] el
 st.caption(tr("accounts.facts", industry=account["industry"] or "—",
               size=tr("accounts.size_people", n=number(account["company_size"])) if account["company_size"] else "—",
               region=" ".join(p for p in (account["province"], account["city"]) if p) or "—",
-              owner=account["owner"] or "—", lists="、".join(account["target_lists"]) or "—"))
+              owner=account["owner"] or "—", lists="、".join(shown_name("target_list", account["target_lists"])) or "—"))
 
 st.markdown(f"#### {tr('accounts.fit_title')}")
 fit = account["fit_explanation"]
@@ -265,12 +268,12 @@ if timeline_pages > 1:
 if events.empty:
     st.info(tr("journeys.no_events"))
 else:
-    readable = for_display(timeline_for_people(events, lang()), values={"kind": "timeline_kind"}, times=("at",),
+    readable = for_display(timeline_for_people(events, lang(), all_names()), values={"kind": "timeline_kind"}, times=("at",),
                            columns=["at", "contact", "kind", "what", "detail", "channel"])
     show_grid(readable, key=f"accounts_timeline_{account_id}", height=380)
     with db_session() as session:
         everything, _ = account_timeline(session=session, actor=actor, account_id=account_id, kinds=kinds,
                                          limit=TIMELINE_EXPORT_MAX)
-    export_buttons(for_display(timeline_for_people(everything, lang()), values={"kind": "timeline_kind"},
+    export_buttons(for_display(timeline_for_people(everything, lang(), all_names()), values={"kind": "timeline_kind"},
                                times=("at",), columns=["at", "contact", "kind", "what", "detail", "channel", "points"]),
                    filename=f"account-{account_id}-timeline", key="account_timeline_export")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.admin import audit, campaigns, channels, costs, handoff, messaging, routing, users
+from ui.admin import audit, campaigns, channels, costs, handoff, messaging, names, routing, users
 from ui.common import require_permission, tr
 
 # Tab key → module with PERMISSION and render(actor), in display order.
-TABS = {"users": users, "channels": channels, "campaigns": campaigns, "costs": costs, "routing": routing,
-        "handoff": handoff, "messaging": messaging, "audit": audit}
+TABS = {"users": users, "channels": channels, "campaigns": campaigns, "names": names, "costs": costs,
+        "routing": routing, "handoff": handoff, "messaging": messaging, "audit": audit}
 
 actor = require_permission("admin")
 st.title(tr("admin.title"))

@@ -19,7 +19,16 @@ from core.importer import (
     undo_batch,
 )
 from core.importer.run import list_channels_for_import
-from ui.common import db_session, for_display, lang, require_permission, show_error, show_flash, tr
+from ui.common import (
+    db_session,
+    for_display,
+    lang,
+    require_permission,
+    show_error,
+    show_flash,
+    shown_name,
+    tr,
+)
 
 actor = require_permission("import")
 st.title(tr("import.title"))
@@ -54,19 +63,20 @@ if channels.empty:
 # Channel, campaign, file
 # ---------------------------------------------------------------------------------------------------------------
 left, right = st.columns(2)
-channel_names = dict(zip(channels["id"].astype(int), channels["name"], strict=True))
+channel_names = {int(i): shown_name("channel", n) for i, n in zip(channels["id"], channels["name"], strict=True)}
 channel_id = left.selectbox(tr("import.channel"), list(channel_names), format_func=channel_names.get,
                             key="import_channel")
 with db_session() as session:
     campaigns = list_campaigns(session=session, channel_id=int(channel_id))
 campaign_names = {None: tr("import.no_campaign"),
-                  **dict(zip(campaigns["id"].astype(int), campaigns["name"], strict=True))}
+                  **{int(i): shown_name("campaign", n) for i, n in zip(campaigns["id"], campaigns["name"], strict=True)}}
 campaign_id = right.selectbox(tr("import.campaign"), list(campaign_names), format_func=campaign_names.get,
                               key="import_campaign")
 
 uploader_key = f"import_upload_{state.get('import_upload_round', 0)}"
+# The browser refuses a larger file before sending it (and names the same limit); core checks it again.
 uploaded = st.file_uploader(tr("import.upload", limit_mb=limit_mb), type=["csv", "tsv", "txt", "xlsx", "xlsm"],
-                            key=uploader_key)
+                            key=uploader_key, max_upload_size=max(1, int(limit_mb)))
 if uploaded is not None and state.get("import_file", {}).get("id") != uploaded.file_id:
     # Keep the bytes once: reruns (mapping edits, sheet choice) preview the same file without reading it again.
     state["import_file"] = {"id": uploaded.file_id, "name": uploaded.name, "data": uploaded.getvalue()}

@@ -35,6 +35,7 @@ from ui.common import (
     number,
     percent,
     require_permission,
+    shown_name,
     tr,
 )
 from ui.grid import show_grid
@@ -196,7 +197,8 @@ def sla_and_rejections() -> None:
     if rejections.empty:
         st.info(tr("inbox.no_rejections"))
         return
-    shown = rejections.assign(reason=rejections["reason"].map(lambda r: label("reject_reason", r)))
+    shown = rejections.assign(reason=rejections["reason"].map(lambda r: label("reject_reason", r)),
+                              channel=rejections["channel"].map(lambda c: shown_name("channel", c)))
     figure = px.bar(shown, x="channel", y="n", color="reason", title=tr("inbox.chart_rejections"),
                     labels={"channel": tr("col.channel"), "n": tr("col.leads"), "reason": tr("col.reason")})
     figure.update_layout(xaxis={"categoryorder": "total descending"})

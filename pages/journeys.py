@@ -27,16 +27,19 @@ from core.journeys import (
     timeline_for_people,
 )
 from ui.common import (
+    all_names,
     db_session,
     export_buttons,
     for_display,
     label,
     lang,
     local_time,
+    names,
     number,
     percent,
     require_permission,
     show_error,
+    shown_name,
     tr,
 )
 from ui.grid import show_grid
@@ -120,7 +123,7 @@ def show_profile(lead_id: int) -> None:
                 f"{tr('journeys.account_fit')}: {number(info['fit_score'])} · "
                 f"{tr('journeys.account_engagement')}: {number(info['engagement_score'])}  \n"
                 f"MQA: {mqa}  \n"
-                f"{tr('col.target_lists')}: {'、'.join(info['target_lists']) or '—'}  \n"
+                f"{tr('col.target_lists')}: {'、'.join(shown_name('target_list', info['target_lists'])) or '—'}  \n"
                 f"{tr('journeys.account_owner')}: {info['owner'] or '—'}"
             )
     with ownership:
@@ -128,15 +131,15 @@ def show_profile(lead_id: int) -> None:
         utm = " / ".join(p for p in (profile["utm_source"], profile["utm_medium"], profile["utm_campaign"]) if p)
         st.markdown(
             f"{tr('col.owner')}: {profile['owner'] or '—'}  \n"
-            f"{tr('col.channel')}: {profile['channel'] or '—'}  \n"
-            f"{tr('col.campaign')}: {profile['campaign'] or '—'}  \n"
+            f"{tr('col.channel')}: {shown_name('channel', profile['channel']) or '—'}  \n"
+            f"{tr('col.campaign')}: {shown_name('campaign', profile['campaign']) or '—'}  \n"
             f"UTM: {utm or '—'}  \n"
             f"{tr('col.created_at')}: {local_time(profile['created_at'])}  \n"
             f"{tr('col.last_activity_at')}: {local_time(profile['last_activity_at'])}"
         )
     st.markdown(
-        f"**{tr('col.tags')}**: {'、'.join(profile['tags']) or '—'}　"
-        f"**{tr('col.groups')}**: {'、'.join(profile['groups']) or '—'}"
+        f"**{tr('col.tags')}**: {'、'.join(shown_name('tag', profile['tags'])) or '—'}　"
+        f"**{tr('col.groups')}**: {'、'.join(shown_name('group', profile['groups'])) or '—'}"
     )
     with st.expander(tr("journeys.why_scores"), expanded=False):
         if explained.empty:
@@ -181,7 +184,7 @@ def show_profile(lead_id: int) -> None:
     if events.empty:
         st.info(tr("journeys.no_events"))
         return
-    people = timeline_for_people(events, lang())
+    people = timeline_for_people(events, lang(), all_names())
     show_grid(for_display(people, values={"kind": "timeline_kind"}, times=("at",),
                           columns=["at", "kind", "what", "detail", "channel"]),
               key=f"journeys_timeline_{lead_id}", height=min(480, 70 + 29 * len(people)))
@@ -227,7 +230,7 @@ def leads_view() -> None:
 
 def path_table(frame: pd.DataFrame, by: str) -> pd.DataFrame:
     shown = frame.copy()
-    step = (lambda s: label("touchpoint", s)) if by == "kind" else str
+    step = (lambda s: label("touchpoint", s)) if by == "kind" else (lambda s: str(shown_name("channel", s)))
     shown["path"] = shown["path"].map(lambda p: " → ".join(step(s) for s in p))
     shown["share"] = shown["share"].map(percent)
     shown["median_days"] = shown["median_days"].map(lambda d: number(d, 1))
@@ -276,6 +279,9 @@ def paths_view() -> None:
     if flows.empty:
         st.info(tr("journeys.no_paths"))
     else:
+        channels = names("channel")
+        flows = flows.assign(source=flows["source"].map(lambda c: channels.get(c, c)),
+                             target=flows["target"].map(lambda c: channels.get(c, c)))
         figure = sankey_figure(flows, outcome_label=lambda o: tr(f"journeys.outcome.{o}"),
                                none_label=tr("journeys.no_second_channel"))
         st.plotly_chart(figure, key="journeys_sankey")
@@ -286,7 +292,8 @@ def paths_view() -> None:
         st.info(tr("journeys.no_paths"))
     else:
         shown = durations.copy()
-        shown["source"] = shown["source"].replace("", tr("journeys.unknown_source"))
+        shown["source"] = shown["source"].map(lambda c: shown_name("channel", c)).replace("",
+                                                                                       tr("journeys.unknown_source"))
         steps = [c for c in shown.columns if c not in ("source", "leads")]
         for column in steps:
             shown[column] = shown[column].map(lambda d: "—" if pd.isna(d) else number(d, 1))

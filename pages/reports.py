@@ -46,6 +46,8 @@ from ui.common import (
     number,
     percent,
     require_permission,
+    shown_name,
+    shown_source,
     tr,
 )
 
@@ -151,7 +153,7 @@ def _model_name(model: str) -> str:
 
 
 def _source_name(value: str) -> str:
-    return _tt("reports.unattributed") if value == UNATTRIBUTED else value
+    return _tt("reports.unattributed") if value == UNATTRIBUTED else shown_source(value)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -162,8 +164,8 @@ with db_session() as session:
 role = actor.role
 options = _options(version, role, actor)
 months: list[date] = options["months"] or [date.today().replace(day=1)]
-channel_names = dict(options["channels"])
-campaign_names = {cid: name for cid, name, _ in options["campaigns"]}
+channel_names = {cid: shown_name("channel", name) for cid, name in options["channels"]}
+campaign_names = {cid: shown_source(name) for cid, name, _ in options["campaigns"]}
 owner_names = dict(options["owners"])
 
 with st.form("report_filters"):

@@ -31,6 +31,7 @@ from ui.common import (
     run_action,
     show_error,
     show_flash,
+    shown_name,
     tr,
 )
 from ui.score_explain import render_score_explanation
@@ -115,13 +116,14 @@ def _editor(kind: str) -> None:
     if group.empty:
         st.info(tr("rules.none"))
     else:
-        st.dataframe(for_display(group, times=("updated_at",),
+        st.dataframe(for_display(group.assign(name=group["name"].map(lambda n: shown_name("rule", n))),
+                                 times=("updated_at",),
                                  columns=["id", "name", "text", "points", "active", "version", "author",
                                           "updated_at"]),
                      hide_index=True, width="stretch", key=f"rules_list_{kind}")
     key = f"rules_{kind}"
     choices: list[int | None] = [None, *group["id"].tolist()]
-    names = {int(r.id): f"#{r.id} {r.name}" for r in group.itertuples()}
+    names = {int(r.id): f"#{r.id} {shown_name('rule', r.name)}" for r in group.itertuples()}
     default = 1 if kind == RuleKind.MQL and len(choices) > 1 else 0
     chosen = st.selectbox(tr("rules.editor.choose"), choices, index=default, key=f"{key}_choice",
                           format_func=lambda i: tr("rules.editor.new") if i is None else names[int(i)])

@@ -52,6 +52,7 @@ from ui.common import (
     require_permission,
     run_action,
     show_error,
+    shown_name,
     tr,
 )
 
@@ -147,6 +148,7 @@ if workflows.empty:
 else:
     shown = workflows.copy()
     shown["trigger"] = shown["trigger"].map(lambda t: tr(f"trigger.{(t or {}).get('type', 'manual')}"))
+    shown["name"] = shown["name"].map(lambda n: shown_name("workflow", n))
     st.dataframe(
         for_display(shown, values={"status": "workflow_status"}, times=("updated_at",),
                     columns=["id", "name", "status", "trigger", "steps", "in_progress", "completed", "exited",
@@ -178,7 +180,7 @@ with db_session() as session:
     workflows = list_workflows(session=session, include_templates=False)
 if workflows.empty:
     st.stop()
-names = dict(zip(workflows["id"].astype(int), workflows["name"], strict=True))
+names = {int(i): shown_name("workflow", n) for i, n in zip(workflows["id"], workflows["name"], strict=True)}
 if st.session_state.get("wf_pick") not in names:
     st.session_state["wf_pick"] = next(iter(names))
 workflow_id = st.selectbox(tr("workflows.pick"), list(names), format_func=lambda i: f"#{i} {names[i]}",
@@ -190,7 +192,7 @@ definition: dict[str, Any] = wf["definition"]
 steps: dict[str, Any] = definition.get("steps") or {}
 
 st.subheader(tr("workflows.editor"))
-st.markdown(f"**{wf['name']}**")
+st.markdown(f"**{shown_name('workflow', wf['name'])}**")
 st.caption(f"{label('workflow_status', wf['status'])} · {tr('workflows.version', version=wf['version'])} · "
            f"{tr('trigger.' + (wf['trigger'].get('type') or 'manual'))}")
 buttons = st.columns(4)

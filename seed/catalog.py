@@ -399,3 +399,65 @@ WORKFLOWS: list[dict[str, Any]] = [
      "description": "销售以暂无预算/时机未到/联系不上退回的线索，30 天后重新培育。",
      "trigger": {"type": "rejected", "reasons": ["no_budget", "not_now", "cannot_reach"]}},
 ]
+
+# ---------------------------------------------------------------------------------------------------------------
+# How the demo's names read in English (core.display_names): the data is named in Chinese, as a Chinese team
+# would name it; English readers see these labels instead.
+# ---------------------------------------------------------------------------------------------------------------
+ENGLISH_NAMES: dict[str, dict[str, str]] = {
+    "channel": {
+        "官网表单": "Website forms", "微信公众号": "WeChat official account", "直播": "Live streams",
+        "展会": "Trade shows", "邮件营销": "Email marketing", "SEM": "SEM", "员工推荐": "Employee referrals",
+        "裂变活动": "Viral campaigns", "线下研讨会": "Seminars",
+    },
+    "campaign": {
+        "官网-免费试用": "Website – free trial", "官网-产品演示预约": "Website – book a demo",
+        "官网-白皮书下载": "Website – whitepaper download", "公众号-关注有礼": "WeChat – follow gift",
+        "公众号-行业报告推送": "WeChat – industry report push", "直播-数字化营销公开课": "Live – digital marketing class",
+        "直播-数据平台新品发布会": "Live – data platform launch", "直播-智能客服实战": "Live – AI customer service in practice",
+        "2026 中国国际工业博览会": "China International Industry Fair 2026",
+        "世界人工智能大会 WAIC": "World AI Conference (WAIC)", "数字中国建设峰会": "Digital China Summit",
+        "中国零售数字化大会": "China Retail Digitalization Conference", "EDM-月度产品通讯": "EDM – monthly newsletter",
+        "EDM-数据平台新品推荐": "EDM – data platform promotion", "百度SEM-品牌词": "Baidu SEM – brand terms",
+        "百度SEM-竞品词": "Baidu SEM – competitor terms", "360搜索-行业词": "360 Search – industry terms",
+        "员工推荐计划 2026": "Employee referral programme 2026", "老客户转介绍": "Customer referrals",
+        "邀请好友领资料包": "Invite friends for a resource pack", "拼团免费试用": "Group-buy free trial",
+        "上海站-制造业数字化沙龙": "Shanghai – manufacturing digitalization salon",
+        "北京站-金融数据治理研讨会": "Beijing – financial data governance seminar",
+        "深圳站-零售增长闭门会": "Shenzhen – retail growth roundtable",
+    },
+    "tag": {
+        "竞品客户": "Competitor customer", "高意向": "High intent", "已参会": "Attended an event",
+        "未完善信息粉丝": "Follower without contact details", "决策人": "Decision maker", "老客户": "Existing customer",
+        "价格敏感": "Price sensitive",
+    },
+    "group": {
+        "未完善信息粉丝": "Followers without contact details", "沉睡粉丝": "Dormant followers",
+        "深度沉睡粉丝": "Deeply dormant followers", "直播观众": "Live stream viewers", "Newsletter": "Newsletter",
+        "新关注粉丝": "New followers",
+    },
+    "rule": {
+        "决策层职位": "Decision-maker title", "重点行业": "Target industry", "大型企业（500 人以上）": "Large company (500+)",
+        "中型企业（100–499 人）": "Mid-size company (100–499)", "重点区域": "Target region",
+        "参加直播研讨会": "Attended a webinar", "观看直播": "Watched a live stream", "展会扫码": "Trade-show badge scan",
+        "参加线下活动": "Attended an event", "下载白皮书": "Downloaded a whitepaper", "打开邮件": "Opened an email",
+        "点击邮件": "Clicked an email", "查看价格页": "Viewed the pricing page", "预约演示": "Booked a demo",
+        "提交表单": "Submitted a form", "互动分衰减（半衰期 30 天）": "Engagement decay (30-day half-life)",
+        "高意向：90 天内参会两次": "High intent: two webinars in 90 days",
+        "高意向：30 天内预约演示": "High intent: demo booked in 30 days", "已参会": "Attended an event",
+        "决策人": "Decision maker", "MQL 线": "MQL line",
+    },
+    "workflow": {
+        "微信粉丝召回（完善信息）": "WeChat follower recall (complete profile)", "新线索邮件培育": "New lead email nurture",
+        "直播系列课邀约": "Live class series invitations", "退回线索再培育": "Re-nurture rejected leads",
+        "直播系列课提醒": "Live class series reminders",
+    },
+    "routing_rule": {
+        "重点客户归属负责人": "Key accounts to their owner", "华东区域": "East China", "制造业": "Manufacturing",
+        "华北区域": "North China", "华南区域": "South China", "数据平台产品线": "Data platform product line",
+        "其他：轮询": "Everyone else: round robin",
+    },
+    "product_line": {"营销云": "Marketing Cloud", "数据平台": "Data Platform", "客服系统": "Customer Service"},
+    "target_list": {"2026 重点客户": "2026 key accounts", "制造业标杆客户": "Manufacturing flagships",
+                    "华东 ABM": "East China ABM"},
+}

@@ -59,6 +59,7 @@ def generate(*, leads: int = 3000, seed: int = 42, now: datetime | str | None = 
     journeys.build_touchpoints(world)
     extras.build_rules(world)
     extras.build_tags_and_groups(world)
+    extras.build_display_names(world)
     extras.build_imports(world)
     extras.build_candidates(world)
     _assemble(world)

@@ -337,3 +337,15 @@ def build_operations(world: World, counts: dict[str, int]) -> None:
                     {"pending": len(pending), "breached": int(pending["breached"].sum())},
                     {"due": 0, "done": 0}],
     })
+
+
+def build_display_names(world: World) -> None:
+    """English labels for the demo's Chinese names (core.display_names)."""
+    rows = [(kind, name, text) for kind, texts in catalog.ENGLISH_NAMES.items() for name, text in texts.items()]
+    world.add("displayname", {
+        "id": list(range(1, len(rows) + 1)),
+        "kind": [r[0] for r in rows],
+        "name": [r[1] for r in rows],
+        "lang": ["en"] * len(rows),
+        "text": [r[2] for r in rows],
+    })

@@ -9,13 +9,16 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from core import display_names
 from core.auth import Actor
 from core.clock import TEAM_TIMEZONE
-from core.errors import LeadLoopError, PermissionDenied
+from core.errors import DatabaseBusy, LeadLoopError, PermissionDenied
 from core.export import to_csv_bytes, to_xlsx_bytes
 from core.i18n import fmt_date, fmt_money, fmt_number, fmt_percent, t
+from db.busy import is_busy
 from db.engine import get_engine
 
 
@@ -99,6 +102,11 @@ def run_action(func: Any, *args: Any, success: str | None = None, rerun: bool = 
     except LeadLoopError as error:
         show_error(error)
         return None
+    except OperationalError as error:
+        if not is_busy(error):
+            raise
+        show_error(DatabaseBusy())  # rolled back: nothing half-saved, and trying again works
+        return None
     if success:
         st.session_state["flash"] = success
     if rerun:
@@ -125,6 +133,52 @@ def label(prefix: str, value: Any) -> str:
     return tr(f"{prefix}.{value}")
 
 
+# Columns whose values are names a team gave its things, and the kind of name (core.display_names).
+NAME_COLUMNS: dict[str, str] = {
+    "channel": "channel", "channel_name": "channel", "campaign": "campaign", "campaign_name": "campaign",
+    "product_line": "product_line", "tags": "tag", "tag": "tag", "groups": "group", "group": "group",
+    "rule": "rule", "rule_name": "rule", "workflow": "workflow", "workflow_name": "workflow",
+    "routing_rule": "routing_rule", "target_lists": "target_list",
+}
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _name_labels(database: str, language: str) -> display_names.Labels:
+    with Session(engine()) as session:
+        return display_names.labels(session, language)
+
+
+def all_names() -> display_names.Labels:
+    """Every label in the user's language, by kind of name."""
+    return _name_labels(engine().url.render_as_string(hide_password=True), lang())
+
+
+def names(kind: str) -> dict[str, str]:
+    """Labels of one kind of name in the user's language (``names("channel")["展会"] == "Trade shows"``)."""
+    return all_names().get(kind, {})
+
+
+def shown_name(kind: str, value: Any) -> Any:
+    """A channel, campaign, tag, rule… name in the user's language; anything without a label as it is."""
+    return display_names.show(value, names(kind))
+
+
+def shown_source(value: Any) -> Any:
+    """A report's source label in the user's language: a channel, or "channel / campaign" at campaign level
+    (``core.report_data.campaign_label``)."""
+    if not isinstance(value, str):
+        return value
+    channel, separator, campaign = value.partition(" / ")
+    if separator:
+        return f"{shown_name('channel', channel)} / {shown_name('campaign', campaign)}"
+    return names("channel").get(value) or names("campaign").get(value) or value
+
+
+def names_changed() -> None:
+    """Forget cached labels after an edit, so the editor's own rerun shows them."""
+    _name_labels.clear()
+
+
 def local_time(value: Any) -> str:
     """A stored UTC time as the team's local time, short."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
@@ -145,9 +199,13 @@ def for_display(
     """A copy of ``frame`` for people: enumerations translated, times local, headers in the user's language.
 
     ``values`` maps a column to the catalog prefix of its values (``{"stage": "stage"}``); headers come from
-    ``col.<name>`` keys.
+    ``col.<name>`` keys. Columns of channel, campaign, tag… names (``NAME_COLUMNS``) show their labels.
     """
     shown = frame[columns].copy() if columns else frame.copy()
+    for column, kind in NAME_COLUMNS.items():
+        if column in shown and column not in (values or {}):
+            named = display_names.show_series(shown[column], names(kind))
+            shown[column] = named.astype(object).where(named.notna(), "—")
     for column, prefix in (values or {}).items():
         if column in shown:
             shown[column] = shown[column].map(lambda v, p=prefix: label(p, v))

@@ -19,7 +19,7 @@ from core.errors import LeadLoopError
 from core.routing import REJECT_REASONS, accept, reject
 from core.routing.engine import split_routed_by
 from core.routing.sales_inbox import LeadHistory
-from ui.common import db_session, label, lang, local_time, number, tr
+from ui.common import db_session, label, lang, local_time, number, shown_name, tr
 
 FLASH_KEY = "inbox_flash"
 GRADE_COLORS = {"A": "green", "B": "blue", "C": "orange", "D": "gray"}
@@ -89,6 +89,7 @@ def routed_text(value: str | None) -> str:
     kind, name = split_routed_by(value)
     if not kind:
         return _text(name)
+    name = shown_name("routing_rule", name)
     return f"{tr(f'routing.kind.{kind}')}：{name}" if lang() == "zh" else f"{tr(f'routing.kind.{kind}')}: {name}"
 
 
@@ -120,7 +121,7 @@ def why_text(row: Any) -> str:
     if rule == "come_back":
         source = tr("inbox.why_come_back")
     elif isinstance(rule, str) and rule:
-        source = tr("inbox.why_rule", rule=rule)
+        source = tr("inbox.why_rule", rule=shown_name("rule", rule))
     elif isinstance(by, str) and by:
         source = tr("inbox.why_person", person=by)
     else:
@@ -138,7 +139,7 @@ def mql_card(actor: Any, row: Any, history: LeadHistory, *, actions: bool = True
     with st.container(border=True, key=f"mql_card_{assignment_id}"):
         st.markdown(f"**{_text(row['name'])}** · {_text(row['company'])}")
         st.caption(" · ".join(p for p in (_text(row["title"]), _text(row.get("city") or row.get("province")),
-                                           _text(row["channel"])) if p != "—"))
+                                           _text(shown_name("channel", row["channel"]))) if p != "—"))
         badges = st.container(horizontal=True, gap="small")
         with badges:
             sla_badge(row)
@@ -199,7 +200,7 @@ def history_block(row: Any, parts: dict[str, pd.DataFrame]) -> None:
     st.markdown("\n".join(lines) if lines else tr("inbox.none"))
     st.markdown(f"**{tr('inbox.touchpoints')}**")
     lines = [f"- {local_time(r.occurred_at)} · {label('touchpoint', r.kind)}"
-             + (f" · {r.channel}" if isinstance(r.channel, str) else "")
+             + (f" · {shown_name('channel', r.channel)}" if isinstance(r.channel, str) else "")
              for r in parts["touchpoints"].itertuples(index=False)]
     st.markdown("\n".join(lines) if lines else tr("inbox.none"))
     st.markdown(f"**{tr('inbox.owners')}**")

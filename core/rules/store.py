@@ -14,7 +14,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
-from core import audit
+from core import audit, display_names
 from core.auth import Actor, require
 from core.errors import NotFound, ValidationError
 from core.rules.compile import to_sql
@@ -177,6 +177,7 @@ def save_rule(*, session: Session, actor: Actor, rule_id: int | None, name: str,
             raise ValidationError("the kind of a rule cannot change", key="rules.error.kind_change")
         before = {"name": rule.name, "text": rule.text, "points": rule.points, "params": copy.deepcopy(rule.params),
                   "active": rule.active}
+        display_names.rename(session, "rule", rule.name, name.strip())
         rule.name, rule.text, rule.ast, rule.points = name.strip(), text, ast or {}, float(points)
         rule.params, rule.active = params, active
         rule.version = int(rule.version) + 1

@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import func, select, update
 from sqlmodel import Session
 
-from core import audit
+from core import audit, display_names
 from core.auth import Actor, require
 from core.clock import ensure_utc
 from core.errors import NotFound, ValidationError
@@ -89,6 +89,7 @@ def save_workflow(*, session: Session, actor: Actor, now: datetime, workflow_id:
     if name is not None:
         if not name.strip():
             raise ValidationError("A workflow needs a name.", key="workflows.name_required")
+        display_names.rename(session, "workflow", workflow.name, name.strip()[:128])
         workflow.name = name.strip()[:128]
     if description is not None:
         workflow.description = description

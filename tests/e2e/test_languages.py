@@ -40,6 +40,12 @@ def test_switching_between_chinese_and_english(page, app_server, e2e_database_ur
     assert sidebar.get_by_text(t("nav.inbox", "en"), exact=True).is_visible()
     assert sidebar.get_by_text(t("nav.inbox", "zh"), exact=True).count() == 0
     screenshot(page, "languages-02-reports-en")
+    # The demo's channels are named in Chinese; an English reader sees their English labels in the charts.
+    page.get_by_role("tab", name=t("reports.tab.attribution", "en")).click()  # tabs switch without a rerun
+    chart = page.get_by_test_id("stPlotlyChart").filter(has_text="Trade shows").first
+    chart.wait_for()
+    assert page.get_by_test_id("stPlotlyChart").filter(has_text="展会").count() == 0
+    screenshot(page, "languages-03-attribution-en")
     assert _language(e2e_database_url, "manager") == "en", "the choice is saved on the user"
 
     _switch(page, "en", "zh")

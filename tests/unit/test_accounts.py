@@ -200,7 +200,7 @@ def test_fit_against_the_icp_the_marketers_define(session, make_actor):
     assert accounts["云杉科技"].fit_score == 100 and accounts["蓝海物流"].fit_score == 0
     explained = fit_explanation(session=session, actor=marketer, account_id=accounts["云杉科技"].id)
     assert list(explained["criterion"]) == ["industry", "size", "region", "committee"]
-    assert explained["matched"].all() and "CTO" in explained.iloc[3]["value"]
+    assert explained["matched"].all() and "CTO" in explained.iloc[3]["account_value"]
     save_icp(session=session, actor=marketer, now=NOW, icp={"industries": ["物流"], "regions": [], "size_min": None,
                                                             "size_max": None, "departments": []})
     session.commit()

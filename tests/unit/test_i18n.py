@@ -27,6 +27,21 @@ def test_both_languages_have_the_same_keys():
     assert sorted(set(en) - set(zh)) == [], "keys missing in Chinese"
 
 
+@pytest.mark.parametrize("lang", sorted(LANGUAGES))
+def test_no_key_is_defined_twice(lang):
+    """A key written twice would make one of its texts silently win (one column headed by another's words)."""
+    seen: dict[str, str] = {}
+    twice = []
+    for po_file in sorted((ROOT / "core" / "locales" / lang).glob("*.po")):
+        for line in po_file.read_text(encoding="utf-8").splitlines():
+            if line.startswith('msgid "') and line != 'msgid ""':
+                key = line[len('msgid "'):-1]
+                if key in seen:
+                    twice.append(f"{key} ({seen[key]}, {po_file.name})")
+                seen[key] = po_file.name
+    assert twice == []
+
+
 def test_no_message_is_empty_and_placeholders_agree():
     zh, en = catalog("zh"), catalog("en")
     for key in zh:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from core import audit, auth, channels, journeys, lifecycle, roi
+from core import audit, auth, channels, display_names, journeys, lifecycle, roi
 from core.dedup import bulk_merge, delete_invalid, mark_not_duplicate
 from core.errors import NotFound, PermissionDenied
 from core.routing import admin as routing_admin
@@ -95,6 +95,8 @@ ACTIONS: dict[str, tuple[Callable[[Session, World, auth.Actor], Any], set[str]]]
                                                             confirm_count=1, now=NOW), {"admin", "marketer"}),
     "disqualify a lead": (lambda s, w, a: lifecycle.disqualify(session=s, actor=a, lead_ids=[w.invalid_id],
                                                                now=NOW, reason="竞争对手"), {"admin", "marketer"}),
+    "label a channel for English readers": (lambda s, w, a: display_names.save(
+        s, actor=a, rows=[{"kind": "channel", "name": "展会", "en": "Trade shows"}]), {"admin", "marketer"}),
 }
 
 

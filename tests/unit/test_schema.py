@@ -36,7 +36,7 @@ def test_sqlite_runs_in_wal_with_foreign_keys(sqlite_engine):
     with sqlite_engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
 
 
 def test_a_database_from_the_first_version_is_migrated_with_its_rows(tmp_path):

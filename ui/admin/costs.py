@@ -53,6 +53,10 @@ def render(actor: Actor) -> None:
     _import(actor)
 
 
+# A year of monthly costs per campaign is a few hundred rows; nothing near this is a cost sheet.
+COST_FILE_MB = 5
+
+
 def _import(actor: Actor) -> None:
     """Upload a CSV/Excel of monthly costs; all rows are saved or none, with every problem listed."""
     st.markdown(f"**{tr('costs.import_title')}**")
@@ -60,7 +64,8 @@ def _import(actor: Actor) -> None:
     st.download_button(tr("costs.template"), to_csv_bytes(cost_template(lang())), file_name="costs-template.csv",
                        mime="text/csv", key="cost_template", icon=":material/download:")
     with st.form("import_costs", clear_on_submit=False):
-        upload = st.file_uploader(tr("costs.file"), type=["csv", "txt", "xlsx", "xlsm"], key="cost_file")
+        upload = st.file_uploader(tr("costs.file"), type=["csv", "txt", "xlsx", "xlsm"], key="cost_file",
+                                  max_upload_size=COST_FILE_MB)
         submitted = st.form_submit_button(tr("costs.import_button"), type="primary")
     if not submitted or upload is None:
         return
