@@ -541,10 +541,12 @@ def _fetch_engagement(session: Session, now: datetime, ids: list[int] | None,
     index gives without a sort; times are read later, for the touchpoints whose points change."""
     matched, points, cap, period = _engagement_matches(session, now, ids, item)
     window = func.floor(_epoch_days(session, Touchpoint.occurred_at) / period)
-    found = _fetch(session, matched.with_only_columns(Touchpoint.lead_id, Touchpoint.id, window)
+    key = cast(Touchpoint.lead_id, BigInteger) * _SHIFT + Touchpoint.id  # one number a row: fewer to read
+    found = _fetch(session, matched.with_only_columns(key, window if cap is not None else literal(0.0))
                    .order_by(Touchpoint.lead_id, Touchpoint.occurred_at, Touchpoint.id),
-                   [("lead", "i8"), ("tp", "i8"), ("window", "f8")])
-    leads, tps, windows = found["lead"], found["tp"], found["window"]
+                   [("key", "i8"), ("window", "f8")])
+    keys, windows = found["key"], found["window"]
+    leads = keys // _SHIFT
     if cap is None:
         awards = np.full(len(found), points)
     else:
@@ -553,14 +555,14 @@ def _fetch_engagement(session: Session, now: datetime, ids: list[int] | None,
             # Stored times whose text does not sort like time (mixed formats): order by window, keeping the
             # stored order inside it, as the window function partitions.
             order = np.lexsort((np.arange(len(found)), windows, leads))
-            leads, tps, windows = leads[order], tps[order], windows[order]
+            keys, leads, windows = keys[order], leads[order], windows[order]
             same_lead = leads[1:] == leads[:-1]
         first = np.r_[True, ~same_lead | (windows[1:] != windows[:-1])]
         position = np.arange(len(found))
         rank = position - np.maximum.accumulate(np.where(first, position, 0))  # row_number() − 1
         room = cap - points * rank
         awards = np.where(room >= points, points, np.where(room > 0, room, 0.0))
-    return leads * _SHIFT + tps, awards, leads, tps
+    return keys, awards, leads, keys % _SHIFT
 
 
 def _touchpoint_times(session: Session, tps: np.ndarray) -> np.ndarray:
