@@ -5,8 +5,9 @@ cache, rewritten from the ledger's sums on every rescore. Rescoring is a diff: f
 points each rule *should* have given (fit: while the condition holds; engagement: per matching touchpoint, within
 its cap per period) are compared with what the ledger holds per (lead, rule, touchpoint), and only the
 difference is written — so a rescore is idempotent, a changed rule adjusts every lead by one event, and the
-history of why a score is what it is stays complete. Everything is set-based: one SQL statement per rule (or
-one for all fit rules), pandas for the diff, a bulk insert for the new events.
+history of why a score is what it is stays complete. Everything is set-based: one read of the ledger, one SQL
+statement per rule, numpy for the diff, one bulk insert for the differences (a rule the ledger holds nothing for
+writes its events with INSERT … SELECT), one grouped scan for decay and the cached scores.
 """
 
 from __future__ import annotations
@@ -300,6 +301,7 @@ def _apply_rules(session: Session, now: datetime, ids: list[int] | None, fit: li
     held = _held(session, ids, active)
     counts = {"fit": 0, "engagement": 0}
     events: list[pd.DataFrame] = []
+    fits = _fetch_fits(session, now, ids, [item for item in fit if ("fit", int(item.rule.id or 0)) in held])
     for component, items in (("fit", fit), ("engagement", engagement)):
         for item in items:
             rule_id = int(item.rule.id or 0)
@@ -310,8 +312,7 @@ def _apply_rules(session: Session, now: datetime, ids: list[int] | None, fit: li
                 if rows is not None:
                     counts[component] += _write_new(session, now, component, rows)
                 continue
-            wanted = _fetch_fit(session, now, ids, item) if component == "fit" else \
-                _fetch_engagement(session, now, ids, item)
+            wanted = fits[rule_id] if component == "fit" else _fetch_engagement(session, now, ids, item)
             events.append(_rule_difference(session, now, ids, component, item.rule, wanted, holding))
     # Held by rules no longer in force (deactivated, or now of the other component): every point goes back.
     for (component, rule_id), holding in held.items():
@@ -355,13 +356,29 @@ def _held(session: Session, ids: list[int] | None,
     return out
 
 
-def _fetch_fit(session: Session, now: datetime, ids: list[int] | None, item: _Active) -> tuple[np.ndarray, ...]:
-    """(keys, points, leads, touchpoints) a fit rule should give: its points to each matching lead."""
-    rows = _want_fit(session, now, ids, item)
-    leads = np.zeros(0, dtype=np.int64) if rows is None else \
-        _fetch(session, rows.with_only_columns(Lead.id), [("lead", "i8")])["lead"]
-    empty = np.zeros(len(leads), dtype=np.int64)
-    return leads * _SHIFT, np.full(len(leads), float(item.rule.points)), leads, empty
+def _fetch_fits(session: Session, now: datetime, ids: list[int] | None,
+                items: list[_Active]) -> dict[int, tuple[np.ndarray, ...]]:
+    """Per fit rule (by id): (keys, points, leads, touchpoints) it should give — its points to each matching lead.
+
+    One scan of the leads evaluates every rule: each condition sets one bit of a number per lead (up to 60 rules
+    a scan), instead of one scan and one result set per rule."""
+    out: dict[int, tuple[np.ndarray, ...]] = {}
+    giving = [item for item in items if float(item.rule.points) != 0]
+    for item in items:
+        if float(item.rule.points) == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            out[int(item.rule.id or 0)] = (empty, np.zeros(0), empty, empty)
+    for start in range(0, len(giving), 60):
+        chunk = giving[start:start + 60]
+        bits = sum((case((to_sql(item.ast, now=now, per_lead=ids is not None), literal(1 << n, BigInteger)),  # type: ignore[arg-type]
+                         else_=literal(0, BigInteger)) for n, item in enumerate(chunk)), literal(0, BigInteger))
+        found = _fetch(session, select(Lead.id, bits).where(Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids))
+                       .order_by(Lead.id), [("lead", "i8"), ("bits", "i8")])
+        for n, item in enumerate(chunk):
+            leads = found["lead"][(found["bits"] >> n) & 1 == 1]
+            empty = np.zeros(len(leads), dtype=np.int64)
+            out[int(item.rule.id or 0)] = (leads * _SHIFT, np.full(len(leads), float(item.rule.points)), leads, empty)
+    return out
 
 
 def _fetch(session: Session, query: Any, dtype: list[tuple[str, str]]) -> np.ndarray:
