@@ -21,9 +21,11 @@ from core.dedup import (
     pair_detail,
     restore_invalid,
     skip,
+    thresholds,
     unmerge,
 )
 from core.dedup.merge import CHOOSABLE_FIELDS
+from core.errors import LeadLoopError
 from db.models import CandidateStatus
 from ui.common import (
     db_session,
@@ -34,6 +36,7 @@ from ui.common import (
     percent,
     require_permission,
     run_action,
+    show_error,
     show_flash,
     tr,
 )
@@ -76,9 +79,16 @@ with review_tab:
     with db_session() as session:
         pending = count_candidates(session=session)
         skipped = count_candidates(session=session, status=CandidateStatus.SKIPPED)
+        try:
+            band: tuple[float, float] | None = thresholds(session)
+        except LeadLoopError as error:  # a setting stored by hand that makes no sense: say so, keep the queue
+            band = None
+            show_error(error)
     left_metric, right_metric = st.columns(2)
     left_metric.metric(tr("dedup.pending"), number(pending))
     right_metric.metric(tr("dedup.skipped"), number(skipped))
+    if band is not None:
+        st.caption(tr("dedup.thresholds_caption", auto=percent(band[0]), review=percent(band[1])))
     status = st.radio(tr("dedup.show"), [CandidateStatus.PENDING, CandidateStatus.SKIPPED], horizontal=True,
                       format_func=lambda s: label("candidate_status", s), key="dedup_status")
     total = pending if status == CandidateStatus.PENDING else skipped

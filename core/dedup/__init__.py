@@ -15,12 +15,12 @@ from core.dedup.queue import (
     pair_detail,
     scan_all,
     skip,
-    thresholds,
 )
+from core.dedup.thresholds import check_thresholds, preview_thresholds, save_thresholds, thresholds
 
 __all__ = [
-    "KINDS", "LEAD_FIELDS", "bulk_merge", "check_new_leads", "clusters", "compare_records", "count_candidates",
-    "count_invalid", "delete_invalid", "find_duplicates", "lead_merges", "list_candidates", "list_invalid",
-    "mark_not_duplicate", "merge", "merge_candidate", "pair_detail", "restore_invalid", "scan_all", "skip",
-    "thresholds", "unmerge",
+    "KINDS", "LEAD_FIELDS", "bulk_merge", "check_new_leads", "check_thresholds", "clusters", "compare_records",
+    "count_candidates", "count_invalid", "delete_invalid", "find_duplicates", "lead_merges", "list_candidates",
+    "list_invalid", "mark_not_duplicate", "merge", "merge_candidate", "pair_detail", "preview_thresholds",
+    "restore_invalid", "save_thresholds", "scan_all", "skip", "thresholds", "unmerge",
 ]

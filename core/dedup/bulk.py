@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Table, case, delete, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, case, delete, func, insert, or_, select, tuple_, update
 from sqlmodel import Session
 
 from core import audit, normalize
@@ -246,50 +246,53 @@ def merge_many(
                         "automatic": automatic, "score": score, "merged_by_id": actor.id or None,
                         "merged_at": now})
 
-    # Writes: a few statements per table.
+    # Writes: a few statements per table, whatever the number of merges (IN lists and CASE maps in chunks,
+    # executemany for rows that each get their own values).
     for table_name, rows in deletes.items():
         table = next(t for t, _ in _references() if t.name == table_name)
         pk = _pk(table)
-        for row in rows:
-            session.execute(delete(table).where(*[table.c[c] == row[c] for c in pk]))
+        keys = [tuple(row[c] for c in pk) for row in rows]
+        for chunk in _chunks(keys):
+            session.execute(delete(table).where(tuple_(*[table.c[c] for c in pk]).in_(chunk)))
     for table, column in _references():
         label = f"{table.name}.{column}"
         mapping = repoint.get(label)
         if not mapping:
             continue
         if table.name in composite:
-            (other,) = [c for c in _pk(table) if c != column]
-            by_pair: dict[tuple[int, int], list[Any]] = {}
-            for (merged_id, key), survivor_id in mapping.items():  # type: ignore[misc]
-                by_pair.setdefault((merged_id, survivor_id), []).append(key)
-            for (merged_id, survivor_id), keys_moved in by_pair.items():
-                session.execute(update(table).where(table.c[column] == merged_id, table.c[other].in_(keys_moved))
-                                .values({column: survivor_id}))
+            # Rows both leads had are gone (above); every other row of a merged lead moves to its survivor.
+            _repoint(session, table, column, {merged_id: survivor_id
+                                              for (merged_id, _), survivor_id in mapping.items()})  # type: ignore[misc]
             continue
-        if table.name == "enrollment":
-            for e in exits.values():
-                session.execute(update(table).where(table.c.id == e["id"]).values(
-                    status=e["status"], finished_at=now, last_error=e["last_error"]))
+        if table.name == "enrollment" and exits:
+            for chunk in _chunks(sorted(exits)):
+                session.execute(update(table).where(table.c.id.in_(chunk)).values(
+                    status=EnrollmentStatus.EXITED, finished_at=now, last_error="merged into another lead"))
         _repoint(session, table, column, mapping)
     follow_moves = {m: s for s, m, _ in merges}
     _repoint(session, LEAD_TABLE, "followup_lead_id", follow_moves)
     if merged_into_moves:
         _repoint(session, LEAD_TABLE, "merged_into_id", merged_into_moves)
-    for candidate_id, row in original_candidates.items():
-        now_row = candidates.get(candidate_id)
-        if now_row is None:
-            session.execute(delete(candidate_table).where(candidate_table.c.id == candidate_id))
-        elif now_row != row:
-            session.execute(update(candidate_table).where(candidate_table.c.id == candidate_id).values(
-                left_id=now_row["left_id"], right_id=now_row["right_id"], status=now_row["status"],
-                decided_at=_decode(now_row["decided_at"])))
+    gone = [k for k in original_candidates if k not in candidates]
+    for chunk in _chunks(gone):
+        session.execute(delete(candidate_table).where(candidate_table.c.id.in_(chunk)))
+    changed_candidates = [
+        {"c_id": k, "left_id": row["left_id"], "right_id": row["right_id"], "status": row["status"],
+         "decided_at": _decode(row["decided_at"])}
+        for k, row in candidates.items() if k in original_candidates and row != original_candidates[k]]
+    if changed_candidates:
+        session.execute(update(candidate_table).where(candidate_table.c.id == bindparam("c_id")),
+                        changed_candidates)
+    # Every lead in one executemany, each only if nobody changed it since it was read (optimistic locking).
+    lead_rows = []
     for lead_id in involved:
         values = {k: _decode(v) for k, v in current[lead_id].items() if k != "id"}
-        result = session.execute(update(LEAD_TABLE).where(LEAD_TABLE.c.id == lead_id,
-                                                          LEAD_TABLE.c.version == original_version[lead_id])
-                                 .values(values))
-        if result.rowcount != 1:
-            raise ConcurrentUpdate("Someone else changed this lead just now.", detail=f"#{lead_id}")
+        lead_rows.append({**values, "l_id": lead_id, "l_version": original_version[lead_id]})
+    result = session.execute(update(LEAD_TABLE).where(LEAD_TABLE.c.id == bindparam("l_id"),
+                                                      LEAD_TABLE.c.version == bindparam("l_version")), lead_rows)
+    if result.rowcount != len(lead_rows):
+        raise ConcurrentUpdate("Someone else changed this lead just now.",
+                               detail=",".join(f"#{i}" for i in involved[:5]))
     session.execute(insert(MergeRecord.__table__), records)  # type: ignore[attr-defined]
     audit.record(session, actor_id=actor.id or None, action="dedup.merge", entity="lead",
                  entity_id=",".join(str(s) for s in survivors)[:64],

@@ -120,6 +120,10 @@ def _key_frame(prepared: list[Field], focus: np.ndarray | None) -> tuple[np.ndar
             else:
                 series = values.build(focus) if isinstance(values, (TypoKeys, TextWords)) else values
                 series = series[series.notna()]
+                if focus is not None and not series.empty:
+                    # Only keys a focused row holds can pair it: drop the others before numbering them.
+                    held = series[focus[series.index.to_numpy(dtype=np.int64)]]
+                    series = series[series.isin(held.unique())]
                 if series.empty:
                     continue
                 factorized, uniques = pd.factorize(series)

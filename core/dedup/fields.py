@@ -29,7 +29,15 @@ ARROW = "string[pyarrow]"
 # Arrays
 # ---------------------------------------------------------------------------------------------------------------
 def objects(series: pd.Series) -> np.ndarray:
-    return series.to_numpy(dtype=object, na_value=None, copy=True)
+    """The values as a numpy object array with None for every missing value (NaN, NA, NaT)."""
+    if series.dtype != object:
+        return series.to_numpy(dtype=object, na_value=None, copy=True)
+    # Object columns (stored leads): one missing-value pass, and only the missing cells rewritten.
+    values = series.to_numpy(dtype=object, copy=True)
+    missing = pd.isna(values)
+    if missing.any():
+        values[missing] = None
+    return values
 
 
 def map_unique(values: np.ndarray, func: Callable[[Any], Any], rows: np.ndarray | None = None) -> np.ndarray:
@@ -152,35 +160,41 @@ class TypoKeys:
 
     def _digit_neighbours(self, focus: np.ndarray) -> pd.Series:
         """For digit strings (phones): every string one substitution, swap or deletion away from a batch value,
-        looked up among all values; values one digit longer than a batch value are checked the other way round
-        (their deletions), which is cheap because they are rare. The batch row gets the neighbours that exist as
-        keys, the matching rows their own value (or the batch value they shorten to)."""
+        looked up among all values; values one digit longer than a batch value are found the other way round,
+        through the batch values with one digit inserted (a thousand batch values make a few hundred thousand
+        variants, where shortening every longer value of the base would make a million). The batch row gets the
+        neighbours that exist as keys, the matching rows their own value (or the batch value they shorten to)."""
         values = self.values
-        present = np.array([v is not None and len(v) >= self.min_length for v in values], dtype=bool)
+        texts = pd.Series(values, dtype=ARROW)
+        present = (texts.str.len() >= self.min_length).fillna(False).to_numpy(dtype=bool)
         others = np.flatnonzero(present & ~focus)
-        known = {values[r] for r in others}
-        batch_values: set[str] = set()
+        known = set(values[others].tolist())
         keys: list[str] = []
         rows: list[int] = []
         hit: set[str] = set()
+        longer: dict[str, set[str]] = {}  # a value one digit longer → the batch values it shortens to
         for row in np.flatnonzero(focus & present):
             value = values[row]
-            batch_values.add(value)
             found = [v for v in _digit_variants(value) if v in known]
             found.append(value)
             hit.update(found)
             keys += found
             rows += [int(row)] * len(found)
-        longer = {len(v) + 1 for v in batch_values}
-        for r in others:
-            value = values[r]
-            if value in hit:
-                keys.append(value)
+            for k in range(len(value) + 1):
+                head, tail = value[:k], value[k:]
+                for d in "0123456789":
+                    inserted = head + d + tail
+                    if inserted in known:
+                        longer.setdefault(inserted, set()).add(value)
+        other_values = pd.Series(values[others], dtype=object)
+        own = other_values.isin(hit).to_numpy(dtype=bool)
+        shortens = ~own & other_values.isin(longer.keys()).to_numpy(dtype=bool)
+        keys += values[others[own]].tolist()
+        rows += others[own].tolist()
+        for r in others[shortens]:
+            for shorter in longer[values[r]]:
+                keys.append(shorter)
                 rows.append(int(r))
-            elif len(value) in longer:
-                for shorter in {value[:k] + value[k + 1:] for k in range(len(value))} & batch_values:
-                    keys.append(shorter)
-                    rows.append(int(r))
         return pd.Series(keys, index=np.asarray(rows, dtype=np.int64), dtype=object)
 
 

@@ -25,39 +25,49 @@ from core.auth import SYSTEM, Actor, require
 from core.dedup.bulk import merge_many
 from core.dedup.engine import clusters, find_duplicates
 from core.dedup.merge import merge
+from core.dedup.thresholds import thresholds
 from core.errors import NotFound, ValidationError
 from core.lifecycle import stage_rank
-from core.settings import get_setting
 from db.models import CandidateStatus, DuplicateCandidate, Lead, LeadStatus, Touchpoint, User
 
 PAIR_FIELDS = ("name", "company", "phone", "email", "title", "city", "stage", "owner_id")
 COMPARED_FIELDS = ("name", "email", "phone", "wechat_id", "company", "title", "industry", "province", "city",
                    "company_size", "product_interest")
+# What the engine compares (``lead_frame``); who owns a lead is read afterwards, for the leads in a pair only.
 FRAME_COLUMNS = ("id", "name", "name_key", "email", "phone", "wechat_id", "company", "company_key", "title",
-                 "city", "owner_id", "stage", "is_customer")
+                 "city")
+OWNER_COLUMNS = ("id", "owner_id", "stage", "is_customer")
 _CHUNK = 500
-
-
-def thresholds(session: Session) -> tuple[float, float]:
-    """(auto_merge, review) from the team setting ``dedup``."""
-    setting = get_setting(session, "dedup")
-    auto, review = float(setting["auto_merge"]), float(setting["review"])
-    if not 0 < review <= auto <= 1:
-        raise ValidationError("The review threshold must be above 0 and at most the automatic-merge threshold.",
-                              key="dedup.thresholds_invalid")
-    return auto, review
 
 
 def lead_frame(session: Session) -> pd.DataFrame:
     """The valid leads with the columns dedup compares, indexed by lead id (one statement)."""
     columns = [getattr(Lead, c) for c in FRAME_COLUMNS]
     result = session.connection().execute(select(*columns).where(Lead.status == LeadStatus.VALID).order_by(Lead.id))
-    # Plain columns (text, integers, a boolean): the driver's rows as they are, without per-value processing.
+    # Plain columns (text, integers): the driver's rows as they are, without per-value processing, kept as Python
+    # objects — the engine works on object arrays, and inferring Arrow strings only to convert them back costs
+    # more than the read itself.
     rows = result.cursor.fetchall() if result.cursor is not None else []
     result.close()
-    frame = pd.DataFrame.from_records(rows, columns=list(FRAME_COLUMNS))
+    frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS), dtype=object)
+    frame.index = pd.Index(frame.pop("id").to_numpy(dtype=np.int64), name="id")
+    return frame
+
+
+def owner_frame(session: Session, lead_ids: Iterable[int]) -> pd.DataFrame:
+    """Owner, stage and customer flag of the given leads, indexed by lead id (a statement per 500 ids): what
+    choosing a survivor and flagging follow-ups need, for the leads of the pairs found only."""
+    ids = sorted({int(i) for i in lead_ids})
+    columns = [getattr(Lead, c) for c in OWNER_COLUMNS]
+    rows: list[Any] = []
+    if len(ids) > 20 * _CHUNK:  # a nightly scan's pairs: one pass over the table beats many IN lists
+        rows = session.execute(select(*columns).where(Lead.status != LeadStatus.MERGED)).all()
+    else:
+        for start in range(0, len(ids), _CHUNK):
+            rows += session.execute(select(*columns).where(Lead.id.in_(ids[start:start + _CHUNK]))).all()
+    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(OWNER_COLUMNS)).set_index("id")
     frame["is_customer"] = frame["is_customer"].astype(bool)
-    return frame.set_index("id")
+    return frame.loc[frame.index.intersection(ids)]
 
 
 def _decided_pairs(session: Session, pairs: pd.DataFrame) -> dict[tuple[int, int], tuple[int, str]]:
@@ -84,15 +94,15 @@ def _survivor(frame: pd.DataFrame, members: list[int]) -> int:
 
 
 def process_pairs(
-    *, session: Session, frame: pd.DataFrame, pairs: pd.DataFrame, now: datetime, actor: Actor = SYSTEM,
+    *, session: Session, pairs: pd.DataFrame, now: datetime, actor: Actor = SYSTEM,
     new_ids: Iterable[int] | None = None,
 ) -> dict[str, int]:
     """Act on scored pairs: merge the certain ones, queue the likely ones, flag follow-up matches."""
     auto, review = thresholds(session)
     summary = {"pairs": int(len(pairs)), "merged": 0, "queued": 0, "flagged": 0}
     if pairs.empty:
-        summary["flagged"] = _flag_followups(session, frame, pairs, new_ids, now)
         return summary
+    frame = owner_frame(session, pd.concat([pairs["left"], pairs["right"]]).unique())
     pairs = pairs.copy()
     low, high = np.minimum(pairs["left"], pairs["right"]), np.maximum(pairs["left"], pairs["right"])
     pairs["left"], pairs["right"] = low.astype(int), high.astype(int)
@@ -171,7 +181,7 @@ def check_new_leads(*, session: Session, lead_ids: Iterable[int], now: datetime,
     frame = lead_frame(session)
     pairs = find_duplicates(frame, only=ids, min_score=review) if len(frame) > 1 else pd.DataFrame(
         columns=["left", "right", "score", "reasons"])
-    summary = process_pairs(session=session, frame=frame, pairs=pairs, now=now, actor=actor, new_ids=ids)
+    summary = process_pairs(session=session, pairs=pairs, now=now, actor=actor, new_ids=ids)
     summary["compared"] = int(pairs.attrs.get("candidate_pairs", 0))
     return summary
 
@@ -183,7 +193,7 @@ def scan_all(*, session: Session, now: datetime, actor: Actor = SYSTEM) -> dict[
     frame = lead_frame(session)
     pairs = find_duplicates(frame, min_score=review) if len(frame) > 1 else pd.DataFrame(
         columns=["left", "right", "score", "reasons"])
-    summary = process_pairs(session=session, frame=frame, pairs=pairs, now=now, actor=actor)
+    summary = process_pairs(session=session, pairs=pairs, now=now, actor=actor)
     summary["compared"] = int(pairs.attrs.get("candidate_pairs", 0))
     return summary
 
@@ -310,22 +320,53 @@ def merge_candidate(
 
 
 def bulk_merge(*, session: Session, actor: Actor, candidate_ids: Iterable[int], now: datetime) -> int:
-    """Merge many pairs at once (the obvious ones), each with the default survivorship; pairs whose lead was
-    merged away by an earlier pair of the same batch merge into that lead's survivor."""
+    """Merge many pairs at once (the obvious ones), each with the default survivorship (the pair's lower id
+    survives), best score first; a pair whose lead was merged away by an earlier pair of the same batch merges
+    into that lead's survivor. Each merge keeps its own undo snapshot, as one by one; the writes are set-based
+    (``merge_many``): a few statements per table for the whole selection, not a round of queries per pair."""
     require(actor, "dedup")
-    done = 0
-    order = [(c.id, c.score) for c in _candidates(session, candidate_ids)]
-    for candidate_id, _ in sorted(order, key=lambda item: (-item[1], item[0])):
-        row = session.execute(select(DuplicateCandidate.status, DuplicateCandidate.left_id,
-                                     DuplicateCandidate.right_id).where(DuplicateCandidate.id == candidate_id)).first()
-        if row is None or row.status not in (CandidateStatus.PENDING, CandidateStatus.SKIPPED):
-            continue  # merged along with an earlier pair, or removed
-        statuses = set(session.scalars(select(Lead.status).where(Lead.id.in_((row.left_id, row.right_id)))))
-        if LeadStatus.MERGED in statuses:
+    candidates = _candidates(session, candidate_ids)
+    lead_ids = sorted({c.left_id for c in candidates} | {c.right_id for c in candidates})
+    statuses: dict[int, str] = {}
+    for start in range(0, len(lead_ids), _CHUNK):
+        statuses.update((lead_id, status) for lead_id, status in session.execute(
+            select(Lead.id, Lead.status).where(Lead.id.in_(lead_ids[start:start + _CHUNK]))))
+    # Where each lead went within this batch; the steps are split into rounds in which no lead both absorbs
+    # others and is absorbed (what ``merge_many`` replays in one go); a chain takes one more round.
+    went: dict[int, int] = {}
+
+    def resolve(lead_id: int) -> int:
+        while lead_id in went:
+            lead_id = went[lead_id]
+        return lead_id
+
+    rounds: list[list[tuple[int, int, float | None]]] = [[]]
+    survivors_now: set[int] = set()
+    done_ids: list[int] = []
+    for candidate in sorted(candidates, key=lambda c: (-c.score, c.id)):
+        if candidate.status not in (CandidateStatus.PENDING, CandidateStatus.SKIPPED):
             continue
-        merge_candidate(session=session, actor=actor, candidate_id=candidate_id, now=now)
-        done += 1
-    return done
+        if LeadStatus.MERGED in (statuses.get(candidate.left_id), statuses.get(candidate.right_id)):
+            continue  # merged before this batch
+        a, b = resolve(candidate.left_id), resolve(candidate.right_id)
+        if a == b:
+            continue  # merged along with an earlier pair
+        survivor, merged = min(a, b), max(a, b)
+        if merged in survivors_now:
+            rounds.append([])
+            survivors_now = set()
+        rounds[-1].append((survivor, merged, candidate.score))
+        survivors_now.add(survivor)
+        went[merged] = survivor
+        done_ids.append(candidate.id)
+    for steps in rounds:
+        merge_many(session=session, actor=actor, merges=steps, now=now, automatic=False)
+    for start in range(0, len(done_ids), _CHUNK):
+        session.execute(update(DuplicateCandidate).where(DuplicateCandidate.id.in_(done_ids[start:start + _CHUNK]))
+                        .values(decided_by_id=actor.id or None, decided_at=now)
+                        .execution_options(synchronize_session=False))
+    session.flush()
+    return len(done_ids)
 
 
 def pending_for_lead(*, session: Session, lead_id: int) -> int:

@@ -23,7 +23,7 @@ from db.models import CandidateStatus, DuplicateCandidate, Lead, LeadStatus, Mer
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
-PAIRS = 150
+PAIRS = 3000  # a set-based bulk merge is quick: enough pairs that the kill lands inside it
 
 CHILD = """
 import sys

@@ -276,3 +276,66 @@ def test_many_merges_at_once_equal_merges_one_by_one(session, world):
     session.commit()
     session.expire_all()
     assert dump(session) == before
+
+
+def _pairs_with_history(session: Session, world: dict[str, Any], count: int, offset: int) -> list[int]:
+    """``count`` pairs of the same person with touchpoints, tags, groups and enrollments, each pending review;
+    the last three leads form a chain (A=B, B=C). Returns the candidate ids."""
+    ids = []
+    leads = []
+    for k in range(count * 2 + 1):
+        when = NOW - timedelta(days=40 - k % 30)
+        lead = add_lead(session, name="王芳" if k % 2 else "Wang Fang", phone=f"+86139{offset:03d}{k:05d}",
+                        stage=("new", "mql", "sal")[k % 3], updated_at=when, created_at=when, attributes={"k": k})
+        add_history(session, lead, touches=k % 3, tags=tuple(world["tags"][t] for t in range(k % 3)),
+                    groups=(world["groups"][k % 2],), workflow_id=world["workflow"] if k % 2 else None)
+        leads.append(lead)
+    for k in range(count):
+        left, right = leads[2 * k], leads[2 * k + 1]
+        candidate = DuplicateCandidate(left_id=left.id, right_id=right.id, score=0.9 - k / 1000, reasons=["x"])
+        session.add(candidate)
+        session.flush()
+        ids.append(candidate.id)
+    # The best pair first: B absorbs C, then B goes into A (a second round).
+    chain = DuplicateCandidate(left_id=leads[-2].id, right_id=leads[-1].id, score=0.95, reasons=["y"])
+    session.add(chain)
+    session.commit()
+    return [*ids, chain.id]
+
+
+def test_bulk_merge_writes_a_few_statements_whatever_the_number_of_pairs_and_undoes_exactly(session, world,
+                                                                                           make_actor):
+    from sqlalchemy import event
+
+    from core.dedup import bulk_merge
+
+    marketer = make_actor("marketer")
+    # The leads' histories repeat every six leads: both sets hold the same kinds of rows to move.
+    small = _pairs_with_history(session, world, 6, 1)
+    large = _pairs_with_history(session, world, 24, 2)
+    before = dump(session)
+    counts = []
+    for ids in (small, large):
+        statements: list[str] = []
+        listener = lambda *args, seen=statements: seen.append(args[2])  # noqa: E731
+        event.listen(session.get_bind(), "before_cursor_execute", listener)
+        try:
+            done = bulk_merge(session=session, actor=marketer, candidate_ids=ids, now=NOW + timedelta(hours=1))
+        finally:
+            event.remove(session.get_bind(), "before_cursor_execute", listener)
+        session.commit()
+        assert done == len(ids)
+        counts.append(len(statements))
+    assert counts[0] == counts[1], counts  # set-based: 25 merges cost what 7 do
+    # The chain merged into one lead; every merged lead points at its survivor; the pairs are decided by the user.
+    merged = session.scalars(select(Lead).where(Lead.status == LeadStatus.MERGED)).all()
+    assert len(merged) == len(small) + len(large)
+    assert all(lead.merged_into_id is not None for lead in merged)
+    decided = session.scalars(select(DuplicateCandidate).where(DuplicateCandidate.id.in_(small + large))).all()
+    assert {c.status for c in decided} == {"merged"} and {c.decided_by_id for c in decided} == {marketer.id}
+    assert session.scalar(select(Touchpoint.id).where(Touchpoint.lead_id.in_([m.id for m in merged]))) is None
+    for record_id in sorted(session.scalars(select(MergeRecord.id)), reverse=True):
+        unmerge(session=session, actor=marketer, merge_id=record_id, now=NOW + timedelta(hours=2))
+    session.commit()
+    session.expire_all()
+    assert dump(session) == before

@@ -19,9 +19,12 @@ from core.dedup import (
     mark_not_duplicate,
     merge_candidate,
     pair_detail,
+    preview_thresholds,
     restore_invalid,
+    save_thresholds,
     scan_all,
     skip,
+    thresholds,
     unmerge,
 )
 from core.errors import PermissionDenied, ValidationError
@@ -137,6 +140,45 @@ def test_thresholds_come_from_the_team_setting(session):
     set_setting(session, "dedup", {"auto_merge": 0.4, "review": 0.9})
     with pytest.raises(ValidationError):
         scan_all(session=session, now=NOW)
+
+
+def test_an_admin_previews_and_saves_the_thresholds_and_the_scan_follows_them(session, make_actor):
+    admin, marketer = make_actor("admin"), make_actor("marketer")
+    a = add_lead(session, name="周杰", phone="+8613600000001")
+    b = add_lead(session, name="周杰", phone="+8613600000001")
+    leads = [add_lead(session, name=f"路人{k}") for k in range(4)]
+    for k, score in enumerate((0.97, 0.9, 0.7, 0.55)):
+        session.add(DuplicateCandidate(left_id=leads[k].id, right_id=(leads + [a])[k + 1].id, score=score,
+                                       reasons=[]))
+    session.commit()
+    figures = preview_thresholds(session=session, actor=admin, auto=0.85, review=0.6)
+    assert (figures["pending"], figures["automatic"], figures["review_band"], figures["below"]) == (4, 2, 1, 1)
+    assert (figures["current_automatic"], figures["current_review_band"], figures["current_below"]) == (1, 2, 1)
+    assert (figures["current_auto"], figures["current_review"]) == (0.95, 0.6)
+    for auto, review in ((0.6, 0.6), (0.5, 0.7), (1.2, 0.5), (0.9, -0.1), ("x", 0.5)):
+        with pytest.raises(ValidationError):
+            save_thresholds(session=session, actor=admin, auto=auto, review=review, now=NOW)
+        with pytest.raises(ValidationError):
+            preview_thresholds(session=session, actor=admin, auto=auto, review=review)
+    for role in ("marketer", "manager", "sales"):  # only an admin changes them, or previews a change
+        with pytest.raises(PermissionDenied):
+            save_thresholds(session=session, actor=make_actor(role), auto=0.9, review=0.5, now=NOW)
+    with pytest.raises(PermissionDenied):
+        preview_thresholds(session=session, actor=marketer, auto=0.9, review=0.5)
+    # An exact same phone and name scores above 0.95: with the automatic threshold at 1.0 it waits for review.
+    save_thresholds(session=session, actor=admin, auto=1.0, review=0.5, now=NOW)
+    session.commit()
+    assert thresholds(session) == (1.0, 0.5)
+    entry = session.scalars(select(AuditLog).where(AuditLog.action == "settings.dedup")).one()
+    assert entry.user_id == admin.id and entry.detail["before"] == {"auto_merge": 0.95, "review": 0.6}
+    assert entry.detail["after"] == {"auto_merge": 1.0, "review": 0.5}
+    summary = scan_all(session=session, now=NOW)
+    session.commit()
+    assert summary["merged"] == 0 and summary["queued"] == 1
+    assert {_status(session, a.id), _status(session, b.id)} == {LeadStatus.VALID}
+    # A setting stored before the Admin tab existed with no review band still reads (imports keep working).
+    set_setting(session, "dedup", {"auto_merge": 0.9, "review": 0.9})
+    assert thresholds(session) == (0.9, 0.9)
 
 
 def test_invalid_leads_restore_and_delete_for_good(session, make_actor):
