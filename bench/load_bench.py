@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 from sqlalchemy import func, select
 from sqlmodel import Session
 
@@ -41,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 USERS = ["marketer", "manager", "sales1", "sales2", "sales3", "sales4", "admin"]
 ROLE_OF = {"marketer": "marketer", "manager": "manager", "admin": "admin"}
 CONNECTED = "[data-testid='stApp'][data-test-connection-state='CONNECTED']"
+PAGE_TIMEOUT_MS = 300_000  # a page that takes longer counts as an error the user saw
 
 
 async def _idle(page) -> None:  # noqa: ANN001
@@ -71,7 +73,7 @@ async def _user(browser, base: str, username: str, rounds: int, times: list[floa
                 problems: list[str]) -> None:
     context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
     page = await context.new_page()
-    page.set_default_timeout(300_000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     await page.goto(base)
     await _idle(page)
     await page.get_by_label("用户名").fill(username)
@@ -85,12 +87,17 @@ async def _user(browser, base: str, username: str, rounds: int, times: list[floa
     await page.wait_for_selector("[data-testid='stSidebarNav'] a")
     links = page.locator("[data-testid='stSidebarNav'] a")
     hrefs = [await links.nth(i).get_attribute("href") for i in range(await links.count())]
-    for _ in range(rounds):
+    for round_number in range(rounds):
         for href in filter(None, hrefs):
-            link = page.locator(f"[data-testid='stSidebarNav'] a[href='{href}']").first
-            times.append(await _act(page, link.click))
             where = href.removeprefix(base).strip("/") or "home"
+            link = page.locator(f"[data-testid='stSidebarNav'] a[href='{href}']").first
+            try:
+                times.append(await _act(page, link.click))
+            except PlaywrightTimeout:
+                problems.append(f"{username} on {where}: no answer within {PAGE_TIMEOUT_MS // 1000} s")
+                continue
             problems.extend(f"{username} on {where}: {p}" for p in await _problems(page))
+        print(f"  {username}: round {round_number + 1} done, {len(times)} pages so far", flush=True)
     await context.close()
 
 

@@ -5,10 +5,11 @@ touchpoint, and the rule preview while typing.
 
 Builds its own data in a temporary SQLite file (leads with titles, industries, sizes, regions; touchpoints of
 every kind over the last year) and 50 rules: 20 fit, 20 engagement (with caps), 6 tag, a decay and the MQL line,
-saved through ``core.rules.save_rule``. Timed (wall clock; the machine is shared, so figures are noisy):
+saved through ``core.rules.save_rule``. Timed (wall clock; the machine is shared, so figures are noisy — the full rescores also print their CPU time, this
+process's user + system time, which another process's load changes much less):
 
 - full rescore with an empty ledger (every point written) — target < 10 s;
-- full rescore again (nothing changed: the steady state of a nightly run) — information;
+- full rescore again (nothing changed: the steady state of a nightly run) — target < 10 s;
 - one lead after a new touchpoint: insert it, ``rescore(lead_ids=[id])`` — target < 50 ms (median of 20);
 - preview of a rule being typed, with the delta against its saved text — target < 1 s (median of 5).
 
@@ -138,19 +139,19 @@ def main(argv: list[str] | None = None) -> int:
           f"{time.perf_counter() - started:.1f} s")
 
     with Session(engine) as session:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         report = scoring.rescore(session=session, now=NOW)
         session.commit()
-        full = time.perf_counter() - started
+        full, full_cpu = time.perf_counter() - started, time.process_time() - cpu
         events = session.scalar(select(func.count()).select_from(ScoreEvent))
-    print(f"full rescore, empty ledger: {full:.2f} s ({report.events:,} ledger events, {report.tags_added:,} tags, "
-          f"{len(report.crossed_mql):,} crossed the MQL line; ledger holds {events:,})")
+    print(f"full rescore, empty ledger: {full:.2f} s, CPU {full_cpu:.2f} s ({report.events:,} ledger events, "
+          f"{report.tags_added:,} tags, {len(report.crossed_mql):,} crossed the MQL line; ledger holds {events:,})")
     with Session(engine) as session:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         again = scoring.rescore(session=session, now=NOW)
         session.commit()
-        steady = time.perf_counter() - started
-    print(f"full rescore, nothing changed: {steady:.2f} s ({again.events} events)")
+        steady, steady_cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(f"full rescore, nothing changed: {steady:.2f} s, CPU {steady_cpu:.2f} s ({again.events} events)")
 
     rng = np.random.default_rng(11)
     singles = []
@@ -178,12 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     failures = []
     if full >= 10:
         failures.append(f"full rescore {full:.2f} s (target < 10 s)")
+    if steady >= 10:
+        failures.append(f"full rescore, nothing changed {steady:.2f} s (target < 10 s)")
     if single >= 0.05:
         failures.append(f"one lead {single * 1000:.1f} ms (target < 50 ms)")
     if shown >= 1:
         failures.append(f"preview {shown:.2f} s (target < 1 s)")
-    figures = (f"full rescore {full:.2f} s (< 10 s), one lead {single * 1000:.1f} ms (< 50 ms), "
-               f"preview {shown * 1000:.0f} ms (< 1000 ms)")
+    figures = (f"full rescore {full:.2f} s / unchanged {steady:.2f} s (< 10 s), "
+               f"one lead {single * 1000:.1f} ms (< 50 ms), preview {shown * 1000:.0f} ms (< 1000 ms)")
     engine.dispose()
     if args.db is None:
         folder.cleanup()

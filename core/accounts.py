@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from disposable_email_domains import blocklist as _DISPOSABLE
 from sqlalchemy import (
@@ -46,9 +47,11 @@ from core.auth import Actor, lead_scope, require
 from core.errors import NotFound, Term, ValidationError
 from core.journeys import PASSIVE_KINDS, TIMELINE_PAGE, leads_timeline
 from core.settings import get_setting, set_setting
+from db.bulk import among, update_from
 from db.models import Account, Lead, LeadStatus, Opportunity, Role, Stage, Touchpoint, TouchpointKind, User
 
 _CHUNK = 1000
+_LEAD_TABLE = Lead.__table__  # type: ignore[attr-defined]
 
 # ---------------------------------------------------------------------------------------------------------------
 # Domains
@@ -73,9 +76,11 @@ def is_free_mail(domain: str | None) -> bool:
 
 def _map_unique(series: pd.Series, func: Any, missing: Any) -> pd.Series:
     """``func`` once per distinct value, spread back as an object Series (``missing`` where there is no value)."""
-    values = series.to_numpy(dtype=object, na_value=None)
-    mapping = {v: func(v) for v in pd.unique(values[pd.notna(values)])} if len(values) else {}
-    return pd.Series([missing if v is None else mapping[v] for v in values], index=series.index, dtype=object)
+    codes, uniques = pd.factorize(series.to_numpy(dtype=object, na_value=None), use_na_sentinel=True)
+    table = np.empty(len(uniques) + 1, dtype=object)
+    table[:-1] = [func(v) for v in uniques]
+    table[-1] = missing
+    return pd.Series(table[codes], index=series.index, dtype=object)
 
 
 def corporate_domain(emails: pd.Series) -> pd.Series:
@@ -305,11 +310,17 @@ def _load_leads(session: Session, lead_ids: list[int] | None) -> pd.DataFrame:
     statement = select(Lead.id, Lead.company, Lead.company_key, Lead.email, Lead.account_id).where(
         Lead.status == LeadStatus.VALID)
     if lead_ids is None:
-        return pd.DataFrame([tuple(r) for r in session.execute(statement).all()], columns=_LEAD_COLUMNS)
-    rows = []
-    for start in range(0, len(lead_ids), _CHUNK):
-        rows.extend(session.execute(statement.where(Lead.id.in_(lead_ids[start:start + _CHUNK]))).all())
-    return pd.DataFrame([tuple(r) for r in rows], columns=_LEAD_COLUMNS)
+        return _frame(session.connection().execute(statement), _LEAD_COLUMNS)
+    # Many ids (an import's leads): one statement joined with a temporary table, not IN lists chunk by chunk.
+    with among(session, Lead.id, lead_ids, name="account_leads") as wanted:
+        return _frame(session.connection().execute(statement.where(wanted)), _LEAD_COLUMNS)
+
+
+def _frame(result: Any, columns: list[str]) -> pd.DataFrame:
+    """A result's rows as a frame, straight from the driver (plain text, numbers and ids need no processing)."""
+    rows = result.cursor.fetchall() if result.cursor is not None else []
+    result.close()
+    return pd.DataFrame.from_records(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
 
 
 def _group_mode(keys: pd.Series, values: pd.Series) -> dict[Any, str]:
@@ -405,11 +416,12 @@ def _assign(session: Session, leads: pd.DataFrame, now: datetime) -> tuple[Accou
         result.created = len(new_rows)
     new_ids = [key_to_id.get(k) if isinstance(k, str) else None for k in leads["key"]]
     old_ids = [_int_or_none(v) for v in leads["account_id"]]
-    payload = [{"id": int(lead_id), "account_id": new} for lead_id, new, old in
-               zip(leads["id"], new_ids, old_ids, strict=True) if new != old]
-    for start in range(0, len(payload), _CHUNK):
-        session.execute(update(Lead), payload[start:start + _CHUNK])
-    result.leads_assigned = len(payload)
+    moved = [(int(lead_id), new) for lead_id, new, old in zip(leads["id"], new_ids, old_ids, strict=True)
+             if new != old]
+    if moved:
+        # One UPDATE … FROM a temporary table of (lead, account): an import moves tens of thousands of leads.
+        update_from(session, _LEAD_TABLE, {"id": [m[0] for m in moved], "account_id": [m[1] for m in moved]})
+    result.leads_assigned = len(moved)
     affected = {a for a in new_ids if a is not None} | {a for a in old_ids if a is not None}
     return result, affected
 
@@ -552,29 +564,25 @@ def _refresh(session: Session, account_ids: list[int] | None, now: datetime) -> 
     )
     # Plain rows through the connection: these are figures, not objects to track.
     connection = session.connection()
-    account_rows: list[Any] = []
-    contact_rows: list[Any] = []
-    touch_rows: list[Any] = []
-    if account_ids is None:
-        chunks: list[list[int] | None] = [None]
-    else:
-        chunks = [account_ids[i:i + _CHUNK] for i in range(0, len(account_ids), _CHUNK)]
-    for chunk in chunks:
-        if chunk is None:
-            account_rows += connection.execute(accounts_statement).all()
-            contact_rows += connection.execute(contacts_statement).all()
-            touch_rows += connection.execute(touches_statement).all()
-        else:
-            account_rows += connection.execute(accounts_statement.where(Account.id.in_(chunk))).all()
-            contact_rows += connection.execute(contacts_statement.where(Lead.account_id.in_(chunk))).all()
-            touch_rows += connection.execute(touches_statement.where(Lead.account_id.in_(chunk))).all()
+    with among(session, Account.id, account_ids or [], name="accounts") as wanted_account, \
+            among(session, Lead.account_id, account_ids or [], name="account_leads") as wanted_lead:
+        if account_ids is not None:
+            accounts_statement = accounts_statement.where(wanted_account)
+            contacts_statement = contacts_statement.where(wanted_lead)
+            touches_statement = touches_statement.where(wanted_lead)
+        account_rows = connection.execute(accounts_statement).all()
+        # Text, numbers and ids straight from the driver; the flag is made a bool below.
+        contacts = _frame(connection.execute(contacts_statement), _CONTACT_COLUMNS)
+        touches = _frame(connection.execute(touches_statement), ["account_id", "lead_id", "first_at"])
+    contacts["is_customer"] = contacts["is_customer"].astype(bool)
+    if len(touches) and isinstance(touches["first_at"].iloc[0], str):
+        # SQLite hands back its text form ("2026-11-23 02:00:00.000000"): parsed in one pass, not row by row.
+        touches["first_at"] = pd.to_datetime(touches["first_at"], format="ISO8601")
     accounts = pd.DataFrame([tuple(r) for r in account_rows],
                             columns=["id", "industry", "company_size", "province", "city", "mqa_at", "is_customer",
                                      "fit_score", "engagement_score"])
     if accounts.empty:
         return 0, 0
-    contacts = pd.DataFrame([tuple(r) for r in contact_rows], columns=_CONTACT_COLUMNS)
-    touches = pd.DataFrame([tuple(r) for r in touch_rows], columns=["account_id", "lead_id", "first_at"])
     figures = account_figures(accounts, contacts, touches, icp=icp, abm=abm)
     changed = figures[_changed(figures, accounts)]
     updates = [{"account_id": int(row.id), **{f"new_{k}": v for k, v in _figure_values(row).items()}}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, overload
@@ -25,6 +25,8 @@ from typing import Any, overload
 import numpy as np
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
 from email_validator import EmailNotValidError, validate_email
 from pypinyin import Style, lazy_pinyin
 
@@ -53,15 +55,24 @@ _WHITESPACE = re.compile(r"\s+")
 def _map_unique(series: pd.Series, func: Callable[[Any], Any]) -> pd.Series:
     """``func`` applied once per distinct non-missing value, spread back over the Series (object dtype)."""
     values = series.to_numpy(dtype=object, na_value=None)
-    out = np.full(len(values), None, dtype=object)
-    present = ~pd.isna(values)
-    if present.any():
-        kept = values[present]
-        mapping: dict[Hashable, Any] = {}
-        for value in pd.unique(kept):
-            mapping[value] = func(value)
-        out[present] = [mapping[v] for v in kept]
-    return pd.Series(out, index=series.index, dtype=object)
+    codes, uniques = _factorize(values)
+    if not len(uniques):
+        return pd.Series(np.full(len(values), None, dtype=object), index=series.index, dtype=object)
+    return pd.Series(_spread([func(v) for v in uniques], codes), index=series.index, dtype=object)
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of ``values`` (-1 where missing) and their distinct values, in order of appearance."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return codes, np.asarray(uniques, dtype=object)
+
+
+def _spread(results: list[Any], codes: np.ndarray) -> np.ndarray:
+    """Per-distinct-value ``results`` back onto every row (``None`` where the code is -1)."""
+    table = np.empty(len(results) + 1, dtype=object)
+    table[:-1] = results  # element-wise: results may be tuples or lists
+    table[-1] = None
+    return table[codes]
 
 
 def _as_series(value: Any) -> tuple[pd.Series, bool]:
@@ -104,8 +115,20 @@ def halfwidth(s: Any) -> Any:
     Chinese input methods produce "１３８", "ＡＢＣ", "＠" and ideographic spaces; NFKC folds them to their ASCII
     forms so that every later comparison sees one spelling. Blank text becomes ``None`` (no value)."""
     series, scalar = _as_series(s)
-    result = _map_unique(series, lambda v: _text(v) or None)
-    return _scalar_or_series(result, scalar)
+    return _scalar_or_series(_map_unique_text(series, lambda text: text or None), scalar)
+
+
+def _map_unique_text(series: pd.Series, func: Callable[[str], Any]) -> pd.Series:
+    """``func(_text(value))`` once per distinct value — ``_text`` inlined for the common case of text cells, as
+    this runs over every column of every imported file."""
+    values = series.to_numpy(dtype=object, na_value=None)
+    codes, uniques = _factorize(values)
+    nfkc = unicodedata.normalize
+    results = [
+        func(" ".join((v if v.isascii() else nfkc("NFKC", v)).split())) if type(v) is str else func(_text(v))
+        for v in uniques
+    ]
+    return pd.Series(_spread(results, codes), index=series.index, dtype=object)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -208,14 +231,9 @@ def phone_e164(s: Any, region: str = "CN") -> Any:
     number once."""
     series, scalar = _as_series(s)
     values = series.to_numpy(dtype=object, na_value=None)
-    present = ~pd.isna(values)
-    out = np.full(len(values), None, dtype=object)
-    if present.any():
-        kept = values[present]
-        uniques = pd.unique(kept)
-        mapping = dict(zip(uniques, _phones_e164([_raw_phone_text(v) for v in uniques], region), strict=True))
-        out[present] = [mapping[v] for v in kept]
-    result = pd.Series(out, index=series.index, dtype=object)
+    codes, uniques = _factorize(values)
+    parsed = _phones_e164([_raw_phone_text(v) for v in uniques], region) if len(uniques) else []
+    result = pd.Series(_spread(parsed, codes), index=series.index, dtype=object)
     return _scalar_or_series(result, scalar)
 
 
@@ -226,14 +244,10 @@ def phone_digits(s: Any) -> str | None: ...
 def phone_digits(s: Any) -> Any:
     """The digits people type to find a phone: the national number for +86, the full number otherwise."""
     series, scalar = _as_series(s)
-
-    def digits(value: Any) -> str | None:
-        e164 = str(value)
-        if e164.startswith("+86"):
-            return e164[3:] or None
-        return _NON_DIGIT.sub("", e164) or None
-
-    return _scalar_or_series(_map_unique(series, digits), scalar)
+    codes, uniques = _factorize(series.to_numpy(dtype=object, na_value=None))
+    digits = [(e164[3:] or None) if e164.startswith("+86") else (_NON_DIGIT.sub("", e164) or None)
+              for e164 in map(str, uniques)]
+    return _scalar_or_series(pd.Series(_spread(digits, codes), index=series.index, dtype=object), scalar)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -261,7 +275,30 @@ def email_normalize(s: Any) -> Any:
     Lower-casing the local part is not strictly RFC-correct, but no Chinese or international mail provider
     treats case as significant, and one spelling per address is what dedup needs."""
     series, scalar = _as_series(s)
-    return _scalar_or_series(_map_unique(series, _email_text), scalar)
+    values = series.to_numpy(dtype=object, na_value=None)
+    codes, uniques = _factorize(values)
+    results: list[Any] = [None] * len(uniques)
+    texts = [position for position, v in enumerate(uniques) if type(v) is str]
+    clean = np.zeros(len(uniques), dtype=bool)
+    if texts:
+        # Most addresses are printable ASCII without spaces, quotes or brackets: for them the rounds below only
+        # lower-case, which Arrow does for all of them at once.
+        arrow = pd.Series(uniques[texts], dtype=_ARROW_STRING)
+        lowered = arrow.str.lower()
+        quick = (arrow.str.fullmatch(_PLAIN_ASCII_EMAIL).fillna(False).astype(bool)
+                 & ~lowered.str.startswith("mailto:").fillna(False).astype(bool)).to_numpy()
+        lowered_values = lowered.to_numpy(dtype=object)
+        for position, is_quick, low in zip(texts, quick, lowered_values, strict=True):
+            if is_quick:
+                results[position] = low
+                clean[position] = True
+    for position in np.flatnonzero(~clean):
+        results[position] = _email_text(uniques[position])
+    return _scalar_or_series(pd.Series(_spread(results, codes), index=series.index, dtype=object), scalar)
+
+
+# Printable ASCII without spaces, quotes or angle brackets.
+_PLAIN_ASCII_EMAIL = r"[\x21\x23-\x26\x28-\x3b\x3d\x3f-\x7e]+"
 
 
 def _email_ok(value: str | None) -> bool:
@@ -284,16 +321,19 @@ _SPECIAL_USE_TLDS = r".*\.(?:arpa|invalid|local|localhost|onion|test)"
 
 
 @overload
-def email_valid(s: pd.Series) -> pd.Series: ...
+def email_valid(s: pd.Series, *, normalized: bool = False) -> pd.Series: ...
 @overload
-def email_valid(s: Any) -> bool: ...
-def email_valid(s: Any) -> Any:
+def email_valid(s: Any, *, normalized: bool = False) -> bool: ...
+def email_valid(s: Any, *, normalized: bool = False) -> Any:
     """True where the (normalized) email is syntactically valid, by ``email-validator`` without DNS lookups:
-    imports must work offline and quickly; deliverability is the mail server's business."""
+    imports must work offline and quickly; deliverability is the mail server's business.
+
+    ``normalized=True``: the values come from ``email_normalize`` already (it is idempotent, so this only saves
+    doing it twice)."""
     series, scalar = _as_series(s)
-    normalized = email_normalize(series)
-    uniques = pd.unique(normalized.dropna().to_numpy(dtype=object))
-    verdict: dict[str, bool] = {}
+    normalized_values = series if normalized else email_normalize(series)
+    codes, uniques = _factorize(normalized_values.to_numpy(dtype=object, na_value=None))
+    ok = np.zeros(len(uniques), dtype=bool)
     if len(uniques):
         texts = pd.Series(uniques, dtype=_ARROW_STRING)
         local_length = texts.str.find("@")
@@ -304,9 +344,10 @@ def email_valid(s: Any) -> Any:
             & (local_length <= 64).fillna(False).astype(bool)
             & (texts.str.len() <= 254).fillna(False).astype(bool)
         ).to_numpy()
-        for value, ok in zip(uniques, fast, strict=True):
-            verdict[value] = True if ok else _email_ok(value)
-    result = normalized.map(lambda v: verdict.get(v, False) if v is not None else False).astype(bool)
+        ok = np.array([True if quick else _email_ok(value) for value, quick in zip(uniques, fast, strict=True)],
+                      dtype=bool)
+    verdict = np.append(ok, False)[codes]  # code -1 (no email) takes the last entry: not valid
+    result = pd.Series(verdict, index=series.index, dtype=bool)
     return _scalar_or_series(result, scalar)
 
 
@@ -318,6 +359,7 @@ _HAN_RE = re.compile(f"[{_HAN}]")
 _NAME_PARTS = re.compile(f"[{_HAN}]+|[^{_HAN}]+")
 _LATIN_TOKEN = re.compile(r"[a-z]+")
 _HONORIFIC_HAN = re.compile(r"(先生|女士|小姐)$")
+_PLAIN_HAN_NAME = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]+")  # no compatibility ideographs: NFKC keeps these
 _HONORIFIC_LATIN = frozenset({"mr", "mrs", "ms", "miss", "dr", "prof", "sir", "madam"})
 
 # Surnames whose reading differs from the character's most common reading (单 is "shan", not "dan").
@@ -554,17 +596,49 @@ def company_key(s: Any) -> Any:
 # Search text and the derived lead columns
 # ---------------------------------------------------------------------------------------------------------------
 def _lower_text(series: pd.Series) -> pd.Series:
-    return _map_unique(series, lambda v: _text(v).lower() or None)
+    return _map_unique_text(series, lambda text: text.lower() or None)
 
 
 def _join_parts(parts: list[pd.Series]) -> pd.Series:
-    """Row-wise: the parts' tokens, each once, in order, space-separated, cut at 1024 characters."""
+    """Row-wise: the parts' tokens, each once, in order, space-separated, cut at 1024 characters.
+
+    Most rows are simple — each part one token (a Chinese name, its key, initials, digits, an email) and no two
+    alike — and are joined by Arrow in one pass; the others go through the general rule token by token."""
     columns = [p.to_numpy(dtype=object, na_value=None) for p in parts]
-    out = [
-        " ".join(dict.fromkeys(" ".join([v for v in row if v]).split()))[:SEARCH_TEXT_MAX].rstrip()
-        for row in zip(*columns, strict=True)
-    ]
+    n = len(columns[0]) if columns else 0
+    simple = pa.array(np.ones(n, dtype=bool))
+    texts = []
+    for values in columns:
+        try:
+            text = pa.array(values, type=pa.string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text: the general rule for every row
+            simple = pa.array(np.zeros(n, dtype=bool))
+            break
+        text = pc.if_else(pc.greater(pc.utf8_length(text), 0), text, None)  # "" counts as nothing
+        simple = pc.and_(simple, pc.invert(pc.fill_null(pc.match_substring_regex(text, _ANY_SPACE), False)))
+        texts.append(text)
+    else:
+        for first in range(len(texts)):
+            for second in range(first + 1, len(texts)):
+                same = pc.fill_null(pc.equal(texts[first], texts[second]), False)
+                simple = pc.and_(simple, pc.invert(same))
+    simple_rows = simple.to_numpy(zero_copy_only=False)
+    out = np.empty(n, dtype=object)
+    if texts and simple_rows.any():
+        # Missing parts as "" and the doubled spaces they leave collapsed (no part of a simple row has a space).
+        joined = pc.binary_join_element_wise(*texts, " ", null_handling="replace", null_replacement="")
+        joined = pc.utf8_trim(pc.replace_substring_regex(joined, "  +", " "), " ").to_numpy(zero_copy_only=False)
+        rows = np.flatnonzero(simple_rows)
+        out[rows] = [v if len(v) <= SEARCH_TEXT_MAX else v[:SEARCH_TEXT_MAX].rstrip() for v in joined[rows]]
+    simple = simple_rows
+    for row in np.flatnonzero(~simple):
+        values = [c[row] for c in columns]
+        out[row] = " ".join(dict.fromkeys(" ".join([v for v in values if v]).split()))[:SEARCH_TEXT_MAX].rstrip()
     return pd.Series(out, index=parts[0].index, dtype=object)
+
+
+# What ``str.split()`` splits on (Unicode whitespace), as one character class for Arrow's regular expressions.
+_ANY_SPACE = "[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 
 def _column(df: pd.DataFrame, name: str) -> pd.Series:
@@ -577,15 +651,20 @@ def _name_key_and_initials(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Both name columns from one pass over the distinct names."""
 
     def both(value: Any) -> tuple[str | None, str | None]:
-        tokens = _name_tokens(value)
+        if type(value) is str and _PLAIN_HAN_NAME.fullmatch(value):
+            # The common Chinese name: Han characters only, nothing for NFKC, case or spacing to change.
+            honorific = _HONORIFIC_HAN.search(value)
+            tokens = _han_syllables(value[: honorific.start()] if honorific and honorific.start() > 0 else value,
+                                    first=True)
+        else:
+            tokens = _name_tokens(value)
         return ("".join(tokens) or None, "".join(t[0] for t in tokens) or None)
 
     values = series.to_numpy(dtype=object, na_value=None)
-    present = ~pd.isna(values)
-    mapping = {value: both(value) for value in pd.unique(values[present])}
-    pairs = [mapping[v] if p else (None, None) for v, p in zip(values, present, strict=True)]
-    keys = [k for k, _ in pairs]
-    initials = [i for _, i in pairs]
+    codes, uniques = _factorize(values)
+    pairs = [both(v) for v in uniques]
+    keys = _spread([k for k, _ in pairs], codes)
+    initials = _spread([i for _, i in pairs], codes)
     return (pd.Series(keys, index=series.index, dtype=object), pd.Series(initials, index=series.index, dtype=object))
 
 
@@ -639,15 +718,22 @@ def search_text(
     return search_text_frame(frame, region=region).iloc[0]
 
 
-def lead_keys(df: pd.DataFrame, *, region: str = "CN", contacts: bool = False) -> pd.DataFrame:
+def lead_keys(df: pd.DataFrame, *, region: str = "CN", contacts: bool = False,
+              normalized: bool = False) -> pd.DataFrame:
     """The derived columns of leads — ``name_key``, ``company_key``, ``search_text`` — for a frame with lead
     columns (name, email, phone, company, wechat_id …). The importer, the dedup scan and the seed all call this,
     so the keys of a lead never depend on how it arrived.
 
     With ``contacts=True`` the normalized ``phone`` (E.164) and ``email`` come along too: they are computed for
-    the search text anyway, and a caller holding raw values needs them for the lead row."""
+    the search text anyway, and a caller holding raw values needs them for the lead row.
+
+    ``normalized=True``: the ``phone`` and ``email`` columns hold ``phone_e164`` / ``email_normalize`` results
+    (or nothing) already — the importer has them — so they are not normalized a second time."""
     names = _name_key_and_initials(_column(df, "name"))
-    phone, email = _contacts(df, region=region)
+    if normalized:
+        phone, email = _column(df, "phone").astype(object), _column(df, "email").astype(object)
+    else:
+        phone, email = _contacts(df, region=region)
     columns = {
         "name_key": names[0],
         "company_key": company_key(_column(df, "company")),

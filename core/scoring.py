@@ -5,8 +5,9 @@ cache, rewritten from the ledger's sums on every rescore. Rescoring is a diff: f
 points each rule *should* have given (fit: while the condition holds; engagement: per matching touchpoint, within
 its cap per period) are compared with what the ledger holds per (lead, rule, touchpoint), and only the
 difference is written — so a rescore is idempotent, a changed rule adjusts every lead by one event, and the
-history of why a score is what it is stays complete. Everything is set-based: one SQL statement per rule (or
-one for all fit rules), pandas for the diff, a bulk insert for the new events.
+history of why a score is what it is stays complete. Everything is set-based: one read of the ledger, one SQL
+statement per rule, numpy for the diff, one bulk insert for the differences (a rule the ledger holds nothing for
+writes its events with INSERT … SELECT), one grouped scan for decay and the cached scores.
 """
 
 from __future__ import annotations
@@ -20,15 +21,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import (
+    BigInteger,
     Column,
     Float,
-    Index,
     Integer,
     MetaData,
     String,
     Table,
     and_,
     case,
+    cast,
     delete,
     exists,
     func,
@@ -39,6 +41,7 @@ from sqlalchemy import (
     select,
     true,
     type_coerce,
+    union_all,
     update,
 )
 from sqlalchemy.sql.elements import ColumnElement
@@ -46,6 +49,7 @@ from sqlmodel import Session
 
 from core.rules import RuleSyntaxError, lead_condition, lead_facts, parse, predicate, rule_ast, to_sql
 from core.settings import get_setting
+from db.engine import FOREIGN_KEYS_OFF
 from db.models import (
     Campaign,
     Channel,
@@ -198,6 +202,7 @@ def _rescore(session: Session, now: datetime, ids: list[int] | None, report: Sco
         # its temporary schema, which holds the wanted and held points of every rule during the pass.
         session.connection().exec_driver_sql("PRAGMA cache_size=-262144")
         session.connection().exec_driver_sql("PRAGMA temp.cache_size=-262144")
+        _foreign_keys_off(session)
     rules = _active_rules(session, report)
     _apply_tags(session, now, ids, rules[RuleKind.TAG], report)
     report.leads += int(session.scalar(select(func.count()).select_from(Lead).where(
@@ -205,9 +210,23 @@ def _rescore(session: Session, now: datetime, ids: list[int] | None, report: Sco
     fit_events, engagement_events = _apply_rules(session, now, ids, rules[RuleKind.FIT], rules[RuleKind.ENGAGEMENT])
     report.fit_events += fit_events
     report.engagement_events += engagement_events
-    report.decay_events += _decay(session, now, ids, rules[RuleKind.DECAY])
-    _refresh_cache(session, now, ids)
+    report.decay_events += _decay_and_cache(session, now, ids, rules[RuleKind.DECAY])
     report.crossed_mql.extend(_crossed_mql(session, now, ids))
+
+
+def _foreign_keys_off(session: Session) -> None:
+    """SQLite checks every foreign key of every ledger row it inserts (a lookup in the lead, rule and touchpoint
+    tables each): for a full pass that is a third of the time spent writing the ledger. Every row a full pass
+    writes comes from leads, rules and touchpoints read in the same transaction, so the checks are turned off
+    for this transaction — only when it has not written anything yet (SQLite ignores the pragma inside a
+    transaction) — and the pool turns them back on when the connection is returned (``db.engine``)."""
+    session.flush()
+    proxied = session.connection().connection
+    driver = proxied.driver_connection
+    if driver is None or getattr(driver, "in_transaction", True):
+        return
+    proxied.info[FOREIGN_KEYS_OFF] = True
+    driver.execute("PRAGMA foreign_keys=OFF")
 
 
 def _apply_tags(session: Session, now: datetime, ids: list[int] | None, rules: list[_Active],
@@ -261,66 +280,213 @@ def _now(now: datetime) -> Any:
     return literal(now, type_=ScoreEvent.__table__.c.occurred_at.type)
 
 
-# Subqueries that hold a correlated lookup end in OFFSET 0: it keeps SQLite and PostgreSQL from inlining them
-# into the outer query, which would run the lookup once per reference instead of once per row.
+_SHIFT = 1 << 31  # lead and touchpoint ids are 32-bit on PostgreSQL: one int64 key holds a (lead, touchpoint) pair
+_NO_ROWS = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+
+
 def _apply_rules(session: Session, now: datetime, ids: list[int] | None, fit: list[_Active],
                  engagement: list[_Active]) -> tuple[int, int]:
     """Fit and engagement in one diff against the ledger; returns (fit events, engagement events) written.
 
-    What every active rule should give goes to a temporary table (per fit rule one INSERT … SELECT over the
-    leads, per engagement rule one over its touchpoints); what the ledger holds per (component, lead, rule,
-    touchpoint) goes to another, summed in one grouped pass. Two joins then write the differences: wanted
-    points the ledger does not hold yet, and held points nothing wants any more (no longer matching, or the rule
-    is not in force). This replaces a ledger lookup per lead and per touchpoint. When the ledger holds nothing
-    for the leads in scope, the rules' SELECTs write their events directly."""
+    The ledger is read once — per (rule, lead, touchpoint) key the points it holds, three numbers a row — and
+    summed in numpy. Each rule in force then reads the points it should give (fit: the matching leads;
+    engagement: per matching touchpoint, capped in the database by a window function) and only the keys whose
+    points differ become ledger events, written in one bulk insert: a rescore where nothing changed writes
+    nothing, a changed rule writes one event per lead or touchpoint it changes. A rule the ledger holds nothing
+    for (a new rule, a first scoring) writes its events directly with INSERT … SELECT, no row through Python."""
     fit = [item for item in fit if item.ast is not None]
     engagement = [item for item in engagement if item.ast is not None]
-    connection = session.connection()
-    want, held = _want_table(), _held_table()
-    for table in (want, held):
-        table.drop(connection, checkfirst=True)
-        table.create(connection)
+    active = {"fit": {int(i.rule.id or 0): int(i.rule.version) for i in fit},
+              "engagement": {int(i.rule.id or 0): int(i.rule.version) for i in engagement}}
+    held = _held(session, ids, active)
+    counts = {"fit": 0, "engagement": 0}
+    events: list[pd.DataFrame] = []
+    fits = _fetch_fits(session, now, ids, [item for item in fit if ("fit", int(item.rule.id or 0)) in held])
+    for component, items in (("fit", fit), ("engagement", engagement)):
+        for item in items:
+            rule_id = int(item.rule.id or 0)
+            holding = held.pop((component, rule_id), None)
+            if holding is None:
+                rows = _want_fit(session, now, ids, item) if component == "fit" else \
+                    _want_engagement(session, now, ids, item)
+                if rows is not None:
+                    counts[component] += _write_new(session, now, component, rows)
+                continue
+            wanted = fits[rule_id] if component == "fit" else _fetch_engagement(session, now, ids, item)
+            events.append(_rule_difference(session, now, ids, component, item.rule, wanted, holding))
+    # Held by rules no longer in force (deactivated, or now of the other component): every point goes back.
+    for (component, rule_id), holding in held.items():
+        events.append(_gone(session, now, ids, component, rule_id, None, holding))
+    frame = pd.concat([e for e in events if len(e)], ignore_index=True) if any(len(e) for e in events) else None
+    if frame is not None:
+        frame = frame.sort_values(["lead_id", "component", "rule_id", "touchpoint_id"], kind="stable")
+        _write_rows(session, frame, now)
+        by = frame["component"].value_counts()
+        counts["fit"] += int(by.get("fit", 0))
+        counts["engagement"] += int(by.get("engagement", 0))
+    return counts["fit"], counts["engagement"]
+
+
+def _held(session: Session, ids: list[int] | None,
+          active: dict[str, dict[int, int]]) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
+    """What the ledger holds per (component, rule) → (sorted unique keys lead·2³¹+touchpoint, summed points),
+    from one scan of the ledger's rule events (no grouping in the database: its sort costs more than the scan)."""
+    # A fit rule in force never looks at merged leads (they are out of scope), so their fit points stay put;
+    # engagement points of a merged lead's touchpoints go back, as no touchpoint of it matches any more.
+    merged_fit = and_(ScoreEvent.component == "fit", ScoreEvent.rule_id.in_(list(active["fit"]) or [-1]),
+                      ScoreEvent.lead_id.in_(select(Lead.id).where(Lead.status == LeadStatus.MERGED)))
+    key = cast(ScoreEvent.lead_id, BigInteger) * _SHIFT + func.coalesce(ScoreEvent.touchpoint_id, 0)
+    rule = cast(ScoreEvent.rule_id, BigInteger) * 2 + case((ScoreEvent.component == "fit", 1), else_=0)
+    query = (select(rule, key, ScoreEvent.points)
+             .where(ScoreEvent.kind == "rule", ScoreEvent.rule_id.is_not(None),
+                    ScoreEvent.component.in_(("fit", "engagement")), _scope(ScoreEvent.lead_id, ids), ~merged_fit))
+    rows = _fetch(session, query, [("rule", "i8"), ("key", "i8"), ("points", "f8")])
+    if not len(rows):
+        return {}
+    rules_a, keys_a, points_a = rows["rule"], rows["key"], rows["points"]
+    order = np.lexsort((keys_a, rules_a))
+    rules_a, keys_a, points_a = rules_a[order], keys_a[order], points_a[order]
+    first = np.flatnonzero(np.r_[True, (rules_a[1:] != rules_a[:-1]) | (keys_a[1:] != keys_a[:-1])])
+    rules_a, keys_a, points_a = rules_a[first], keys_a[first], np.add.reduceat(points_a, first)
+    out = {}
+    bounds = np.flatnonzero(np.r_[True, rules_a[1:] != rules_a[:-1], True])
+    for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        code = int(rules_a[start])
+        out[("fit" if code % 2 else "engagement", code // 2)] = (keys_a[start:end], points_a[start:end])
+    return out
+
+
+def _fetch_fits(session: Session, now: datetime, ids: list[int] | None,
+                items: list[_Active]) -> dict[int, tuple[np.ndarray, ...]]:
+    """Per fit rule (by id): (keys, points, leads, touchpoints) it should give — its points to each matching lead.
+
+    One scan of the leads evaluates every rule: each condition sets one bit of a number per lead (up to 60 rules
+    a scan), instead of one scan and one result set per rule."""
+    out: dict[int, tuple[np.ndarray, ...]] = {}
+    giving = [item for item in items if float(item.rule.points) != 0]
+    for item in items:
+        if float(item.rule.points) == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            out[int(item.rule.id or 0)] = (empty, np.zeros(0), empty, empty)
+    for start in range(0, len(giving), 60):
+        chunk = giving[start:start + 60]
+        bits = sum((case((to_sql(item.ast, now=now, per_lead=ids is not None), literal(1 << n, BigInteger)),  # type: ignore[arg-type]
+                         else_=literal(0, BigInteger)) for n, item in enumerate(chunk)), literal(0, BigInteger))
+        found = _fetch(session, select(Lead.id, bits).where(Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids))
+                       .order_by(Lead.id), [("lead", "i8"), ("bits", "i8")])
+        for n, item in enumerate(chunk):
+            leads = found["lead"][(found["bits"] >> n) & 1 == 1]
+            empty = np.zeros(len(leads), dtype=np.int64)
+            out[int(item.rule.id or 0)] = (leads * _SHIFT, np.full(len(leads), float(item.rule.points)), leads, empty)
+    return out
+
+
+def _fetch(session: Session, query: Any, dtype: list[tuple[str, str]]) -> np.ndarray:
+    """A query's rows as a numpy record array, read from the driver's cursor: SQLAlchemy's row objects cost
+    more than the query for the million rows a full pass reads."""
+    result = session.connection().execute(query)
     try:
-        active = {"fit": {int(i.rule.id or 0): int(i.rule.version) for i in fit},
-                  "engagement": {int(i.rule.id or 0): int(i.rule.version) for i in engagement}}
-        holding = _hold(session, ids, active, held)
-        wants = [_want_fit(session, now, ids, item) for item in fit] + \
-                [_want_engagement(session, now, ids, item) for item in engagement]
-        if not holding:
-            # Nothing held for these leads (a first scoring, an empty ledger): every wanted point is new and
-            # goes to the ledger directly, rule by rule, without the detour through the temporary table.
-            return _write_new(session, now, [rows for rows in wants if rows is not None])
-        for rows in wants:
-            if rows is not None:
-                _rows(session, insert(want).from_select(_WANT_COLUMNS, rows))
-        return _write_difference(session, now, active, want, held)
+        return np.array(result.cursor.fetchall(), dtype=dtype)
     finally:
-        for table in (want, held):
-            table.drop(connection)
+        result.close()
 
 
-_KEY = ("component", "lead_id", "rule_id", "tp")
+def _rule_difference(session: Session, now: datetime, ids: list[int] | None, component: str, rule: Rule,
+                     wanted: tuple[np.ndarray, ...], holding: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
+    keys, points, leads, tps = wanted
+    held_keys, held_points = holding
+    # held_keys is sorted and unique: each wanted key's held points by binary search (0 when not held).
+    at = np.minimum(np.searchsorted(held_keys, keys), len(held_keys) - 1)
+    hit = held_keys[at] == keys
+    have = np.where(hit, held_points[at], 0.0)
+    delta = points - have
+    change = np.abs(delta) > 1e-9
+    reason = np.where(have == 0, "matched" if component == "fit" else "touchpoint",
+                      np.where(points == 0, "no_longer_matches", "points_changed"))[change]
+    rule_id, version = int(rule.id or 0), int(rule.version)
+    changed = pd.DataFrame({
+        "lead_id": leads[change], "component": component, "rule_id": rule_id, "rule_version": version,
+        "touchpoint_id": tps[change], "points": delta[change], "kind": "rule", "reason": reason,
+        "occurred_at": _times(int(change.sum()), _stored(session, now)) if component == "fit"
+        else _touchpoint_times(session, tps[change])})
+    # Held and no longer wanted at all (the lead or touchpoint stopped matching): the points go back.
+    wanted_held = np.zeros(len(held_keys), dtype=bool)
+    wanted_held[at[hit]] = True
+    gone = ~wanted_held & (np.abs(held_points) > 1e-9)
+    if not gone.any():
+        return changed
+    return pd.concat([changed, _gone(session, now, ids, component, rule_id, version,
+                                     (held_keys[gone], held_points[gone]))], ignore_index=True)
 
 
-def _want_table() -> Table:
-    """Per-connection temporary table: the points the active rules should give (``tp`` 0 for fit)."""
-    return Table("score_want", MetaData(), Column("id", Integer, primary_key=True),
-                 Column("component", String(16), nullable=False), Column("lead_id", Integer, nullable=False),
-                 Column("rule_id", Integer, nullable=False), Column("tp", Integer, nullable=False),
-                 Column("version", Integer, nullable=False), Column("points", Float, nullable=False),
-                 Column("at", ScoreEvent.__table__.c.occurred_at.type), prefixes=["TEMPORARY"])
+def _gone(session: Session, now: datetime, ids: list[int] | None, component: str, rule_id: int,
+          version: int | None, holding: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
+    """Reversals of held points nobody wants: by the rule's current ``version`` if it is in force (a fit rule's
+    at ``now``), else by the version and time the ledger last recorded for that key."""
+    keys, points = holding
+    if version is None:
+        keep = np.abs(points) > 1e-9
+        keys, points = keys[keep], points[keep]
+    if not len(keys):
+        return pd.DataFrame()
+    # The versions and times the ledger recorded: one grouped read of this rule's events (its index).
+    key = cast(ScoreEvent.lead_id, BigInteger) * _SHIFT + func.coalesce(ScoreEvent.touchpoint_id, 0)
+    recorded = session.connection().execute(
+        select(key, func.max(ScoreEvent.rule_version), _raw_time(func.max(ScoreEvent.occurred_at)))
+        .where(ScoreEvent.rule_id == rule_id, ScoreEvent.component == component, ScoreEvent.kind == "rule",
+               _scope(ScoreEvent.lead_id, ids))
+        .group_by(key)).fetchall()
+    last = pd.DataFrame(recorded, columns=["key", "version", "at"]).set_index("key").reindex(keys)
+    in_force = version is not None
+    return pd.DataFrame({
+        "lead_id": keys // _SHIFT, "component": component, "rule_id": rule_id,
+        "rule_version": version if in_force else last["version"].to_numpy(),
+        "touchpoint_id": keys % _SHIFT, "points": -points, "kind": "rule",
+        "reason": "no_longer_matches" if in_force else "rule_inactive",
+        "occurred_at": _times(len(keys), _stored(session, now)) if in_force and component == "fit"
+        else last["at"].to_numpy(dtype=object)})
 
 
-def _held_table() -> Table:
-    """Per-connection temporary table: what the ledger holds per (component, lead, rule, touchpoint)."""
-    return Table("score_held", MetaData(), Column("component", String(16), nullable=False),
-                 Column("lead_id", Integer, nullable=False), Column("rule_id", Integer, nullable=False),
-                 Column("tp", Integer, nullable=False), Column("points", Float, nullable=False),
-                 Column("version", Integer), Column("at", ScoreEvent.__table__.c.occurred_at.type),
-                 prefixes=["TEMPORARY"])
+def _stored(session: Session, value: datetime) -> Any:
+    """A time as the database stores it (SQLite: SQLAlchemy's text form), for rows written by the driver."""
+    dialect = session.get_bind().dialect
+    process = ScoreEvent.__table__.c.occurred_at.type.dialect_impl(dialect).bind_processor(dialect)
+    return process(value) if process is not None else value
 
 
-_WANT_COLUMNS = ["component", "lead_id", "rule_id", "tp", "version", "points", "at"]
+def _times(n: int, value: Any) -> np.ndarray:
+    # An object column: pandas would turn a datetime into its own Timestamp, which drivers do not take.
+    out = np.empty(n, dtype=object)
+    out[:] = [value] * n
+    return out
+
+
+def _write_rows(session: Session, events: pd.DataFrame, now: datetime) -> int:
+    """Append ledger rows whose ``occurred_at`` is already in stored form (driver executemany on SQLite, COPY on
+    PostgreSQL); ``touchpoint_id`` 0 and missing versions are written as NULL."""
+    n = len(events)
+    if n == 0:
+        return 0
+    session.flush()
+    connection = session.connection()
+    touchpoints = [None if t == 0 else t for t in events["touchpoint_id"].to_numpy(dtype=np.int64).tolist()]
+    versions = [None if pd.isna(v) else int(v) for v in events["rule_version"].tolist()]
+    created = _stored(session, now)
+    columns = [events["lead_id"].to_numpy(dtype=np.int64).tolist(), events["component"].tolist(),
+               events["rule_id"].to_numpy(dtype=np.int64).tolist(), versions, touchpoints,
+               events["points"].to_numpy(dtype=np.float64).tolist(), events["kind"].tolist(),
+               events["reason"].tolist(), events["occurred_at"].tolist(), [created] * n]
+    names = ", ".join(f'"{c}"' for c in _EVENT_COLUMNS)
+    dialect = connection.dialect
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            with cursor.copy(f"COPY scoreevent ({names}) FROM STDIN") as copy:
+                for row in zip(*columns, strict=True):
+                    copy.write_row(row)
+        return n
+    marks = ", ".join([dialect.paramstyle == "qmark" and "?" or "%s"] * len(_EVENT_COLUMNS))
+    connection.exec_driver_sql(f"INSERT INTO scoreevent ({names}) VALUES ({marks})", list(zip(*columns, strict=True)))
+    return n
 
 
 def _want_fit(session: Session, now: datetime, ids: list[int] | None, item: _Active) -> Any:
@@ -335,9 +501,10 @@ def _want_fit(session: Session, now: datetime, ids: list[int] | None, item: _Act
     return rows
 
 
-def _want_engagement(session: Session, now: datetime, ids: list[int] | None, item: _Active) -> Any:
-    """``points`` per matching touchpoint, in time order, until the lead reached ``cap`` within the
-    ``period_days`` window (a window function); capped touchpoints are wanted with 0 points."""
+def _engagement_matches(session: Session, now: datetime, ids: list[int] | None,
+                        item: _Active) -> tuple[Any, float, float | None, float]:
+    """The touchpoints an engagement rule gives points for (``tp``, ``lead``, ``at``), its points, its cap when
+    one applies, and its cap period in days."""
     rule = item.rule
     params = rule.params or {}
     points = float(rule.points)
@@ -348,92 +515,103 @@ def _want_engagement(session: Session, now: datetime, ids: list[int] | None, ite
     if params.get("campaign"):
         filters.append(Touchpoint.campaign_id.in_(select(Campaign.id).where(
             Campaign.name == str(params["campaign"]))))
-    cap = params.get("cap")
     matched = (select(Touchpoint.id.label("tp"), Touchpoint.lead_id.label("lead"),
                       Touchpoint.occurred_at.label("at"))
                .join(Lead, Lead.id == Touchpoint.lead_id).where(*filters))
     if ids is not None:  # a few leads: their touchpoints by lead, not every touchpoint of the kind
         matched = matched.with_hint(Touchpoint, "INDEXED BY ix_touchpoint_lead_occurred", "sqlite")
-    if cap and points > 0:
-        period = max(float(params.get("period_days") or 36_500), 1.0)
-        window = func.floor(_epoch_days(session, Touchpoint.occurred_at) / period)
-        ranked = matched.add_columns(func.row_number().over(
-            partition_by=(Touchpoint.lead_id, window),
-            order_by=(Touchpoint.occurred_at, Touchpoint.id)).label("n")).subquery()
-        room = float(cap) - points * (ranked.c.n - 1)
-        award: Any = case((room >= points, points), (room > 0, room), else_=0.0)
-    else:
+    cap = params.get("cap")
+    period = max(float(params.get("period_days") or 36_500), 1.0)
+    return matched, points, float(cap) if cap and points > 0 else None, period
+
+
+def _want_engagement(session: Session, now: datetime, ids: list[int] | None, item: _Active) -> Any:
+    """``points`` per matching touchpoint, in time order, until the lead reached ``cap`` within the
+    ``period_days`` window (a window function); capped touchpoints are wanted with 0 points."""
+    matched, points, cap, period = _engagement_matches(session, now, ids, item)
+    rule = item.rule
+    if cap is None:
         ranked = matched.subquery()
-        award = literal(points)
-    return select(literal("engagement"), ranked.c.lead, literal(int(rule.id or 0)), ranked.c.tp,
-                  literal(int(rule.version)), award, ranked.c.at)
+        return select(literal("engagement"), ranked.c.lead, literal(int(rule.id or 0)), ranked.c.tp,
+                      literal(int(rule.version)), literal(points), ranked.c.at)
+    # Only a lead with more matching touchpoints than cap/points can reach the cap: the others get the full
+    # points without the window function (its per-partition buffering is most of the statement's cost).
+    heavy = matched.with_only_columns(Touchpoint.lead_id).group_by(Touchpoint.lead_id) \
+        .having(func.count() > cap / points)
+    light = matched.where(Touchpoint.lead_id.not_in(heavy)).add_columns(literal(points).label("award"))
+    window = func.floor(_epoch_days(session, Touchpoint.occurred_at) / period)
+    ranked = matched.where(Touchpoint.lead_id.in_(heavy)).add_columns(func.row_number().over(
+        partition_by=(Touchpoint.lead_id, window),
+        order_by=(Touchpoint.occurred_at, Touchpoint.id)).label("n")).subquery()
+    room = cap - points * (ranked.c.n - 1)
+    capped = select(ranked.c.tp, ranked.c.lead, ranked.c.at,
+                    case((room >= points, points), (room > 0, room), else_=0.0).label("award"))
+    awarded = union_all(light, capped).subquery()
+    return select(literal("engagement"), awarded.c.lead, literal(int(rule.id or 0)), awarded.c.tp,
+                  literal(int(rule.version)), awarded.c.award, awarded.c.at)
 
 
-def _write_new(session: Session, now: datetime, wants: list[Any]) -> tuple[int, int]:
-    counts = {"fit": 0, "engagement": 0}
-    for rows in wants:
-        w = rows.subquery().c
-        component, lead, rule_id, tp, version, points, at = (w[i] for i in range(7))
-        kind = "fit" if rows.selected_columns[0].value == "fit" else "engagement"
-        events = (select(lead, literal(kind), rule_id, version, func.nullif(tp, 0), points, literal("rule"),
-                         literal("matched" if kind == "fit" else "touchpoint"), at, _now(now))
-                  .where(func.abs(points) > 1e-9))
-        counts[kind] += _rows(session, _event_insert(events))
-    return counts["fit"], counts["engagement"]
+def _fetch_engagement(session: Session, now: datetime, ids: list[int] | None,
+                      item: _Active) -> tuple[np.ndarray, ...]:
+    """What :func:`_want_engagement` computes, with the cap counted in numpy — the same arithmetic as the window
+    function, without its sort and per-row evaluation. Rows come in (lead, time, id) order, which the touchpoint
+    index gives without a sort; times are read later, for the touchpoints whose points change."""
+    matched, points, cap, period = _engagement_matches(session, now, ids, item)
+    window = func.floor(_epoch_days(session, Touchpoint.occurred_at) / period)
+    key = cast(Touchpoint.lead_id, BigInteger) * _SHIFT + Touchpoint.id  # one number a row: fewer to read
+    found = _fetch(session, matched.with_only_columns(key, window if cap is not None else literal(0.0))
+                   .order_by(Touchpoint.lead_id, Touchpoint.occurred_at, Touchpoint.id),
+                   [("key", "i8"), ("window", "f8")])
+    keys, windows = found["key"], found["window"]
+    leads = keys // _SHIFT
+    if cap is None:
+        awards = np.full(len(found), points)
+    else:
+        same_lead = leads[1:] == leads[:-1]
+        if (same_lead & (windows[1:] < windows[:-1])).any():
+            # Stored times whose text does not sort like time (mixed formats): order by window, keeping the
+            # stored order inside it, as the window function partitions.
+            order = np.lexsort((np.arange(len(found)), windows, leads))
+            keys, leads, windows = keys[order], leads[order], windows[order]
+            same_lead = leads[1:] == leads[:-1]
+        first = np.r_[True, ~same_lead | (windows[1:] != windows[:-1])]
+        position = np.arange(len(found))
+        rank = position - np.maximum.accumulate(np.where(first, position, 0))  # row_number() − 1
+        room = cap - points * rank
+        awards = np.where(room >= points, points, np.where(room > 0, room, 0.0))
+    return keys, awards, leads, keys % _SHIFT
 
 
-def _hold(session: Session, ids: list[int] | None, active: dict[str, dict[int, int]], held: Table) -> int:
-    """What the ledger holds per (component, lead, rule, touchpoint), summed into ``held``; returns its rows."""
-    # A fit rule in force never looks at merged leads (they are out of scope), so their fit points stay put;
-    # engagement points of a merged lead's touchpoints go back, as no touchpoint of it matches any more.
-    merged_fit = and_(ScoreEvent.component == "fit", ScoreEvent.rule_id.in_(list(active["fit"]) or [-1]),
-                      ScoreEvent.lead_id.in_(select(Lead.id).where(Lead.status == LeadStatus.MERGED)))
-    tp = func.coalesce(ScoreEvent.touchpoint_id, 0)
-    sums = (select(ScoreEvent.component, ScoreEvent.lead_id, ScoreEvent.rule_id, tp, func.sum(ScoreEvent.points),
-                   func.max(ScoreEvent.rule_version), func.max(ScoreEvent.occurred_at))
-            .where(ScoreEvent.kind == "rule", ScoreEvent.rule_id.is_not(None),
-                   ScoreEvent.component.in_(("fit", "engagement")), _scope(ScoreEvent.lead_id, ids), ~merged_fit)
-            .group_by(ScoreEvent.lead_id, ScoreEvent.component, ScoreEvent.rule_id, tp))
-    return _rows(session, insert(held).from_select([*_KEY, "points", "version", "at"], sums))
+def _touchpoint_times(session: Session, tps: np.ndarray) -> np.ndarray:
+    """The stored ``occurred_at`` of these touchpoints (as stored: ledger rows copy it), in their order."""
+    out = np.empty(len(tps), dtype=object)
+    if not len(tps):
+        return out
+    unique = np.unique(tps)
+    found = []
+    for start in range(0, len(unique), CHUNK):
+        chunk = unique[start:start + CHUNK].tolist()
+        found.append(_fetch(session, select(Touchpoint.id, _raw_time(Touchpoint.occurred_at))
+                            .where(Touchpoint.id.in_(chunk)), [("tp", "i8"), ("at", "O")]))
+    times = np.concatenate(found)
+    times = times[np.argsort(times["tp"], kind="stable")]
+    out[:] = times["at"][np.searchsorted(times["tp"], tps)]
+    return out
 
 
-def _write_difference(session: Session, now: datetime, active: dict[str, dict[int, int]], want: Table,
-                      held: Table) -> tuple[int, int]:
-    before = session.scalar(select(func.max(ScoreEvent.id))) or 0
-    w, h = want.c, held.c
-    same = and_(*(h[c] == w[c] for c in _KEY))
-    connection = session.connection()
-    Index("ix_score_held_key", h.lead_id, h.component, h.rule_id, h.tp).create(connection)
-    Index("ix_score_want_key", w.lead_id, w.component, w.rule_id, w.tp).create(connection)
-    # Wanted: every row of ``want`` belongs to a rule in force.
-    have = func.coalesce(h.points, 0.0)
-    delta = w.points - have
-    reason = case((have == 0, case((w.component == "fit", "matched"), else_="touchpoint")),
-                  (w.points == 0, "no_longer_matches"), else_="points_changed")
-    occurred = case((w.component == "fit", _now(now)), else_=w.at)
-    wanted = (select(w.lead_id, w.component, w.rule_id, w.version, func.nullif(w.tp, 0), delta, literal("rule"),
-                     reason, occurred, _now(now))
-              .select_from(want.outerjoin(held, same)).where(func.abs(delta) > 1e-9)
-              .order_by(w.lead_id, w.component, w.rule_id, w.tp))
-    written = _rows(session, _event_insert(wanted))
-    # Held and no longer wanted: the points go back, by the rule's current version if it is still in force.
-    in_force = or_(and_(h.component == "fit", h.rule_id.in_(list(active["fit"]) or [-1])),
-                   and_(h.component == "engagement", h.rule_id.in_(list(active["engagement"]) or [-1])))
-    versions = [(and_(h.component == component, h.rule_id == rule_id), version)
-                for component, rules in active.items() for rule_id, version in rules.items()]
-    version = case(*versions, else_=h.version) if versions else h.version
-    occurred = case((and_(in_force, h.component == "fit"), _now(now)), else_=h.at)
-    reason = case((in_force, "no_longer_matches"), else_="rule_inactive")
-    gone = (select(h.lead_id, h.component, h.rule_id, version, func.nullif(h.tp, 0), -h.points,
-                   literal("rule"), reason, occurred, _now(now))
-            .where(func.abs(h.points) > 1e-9, ~exists(select(w.id).where(same)))
-            .order_by(h.lead_id, h.component, h.rule_id, h.tp))
-    written += _rows(session, _event_insert(gone))
-    if not written:
-        return 0, 0
-    counts = dict(session.execute(select(ScoreEvent.component, func.count()).where(ScoreEvent.id > before)
-                                  .group_by(ScoreEvent.component)).all())
-    return int(counts.get("fit", 0)), int(counts.get("engagement", 0))
+def _write_new(session: Session, now: datetime, component: str, rows: Any) -> int:
+    """A rule's wanted points written straight to the ledger (INSERT … SELECT): the ledger holds nothing for it."""
+    w = rows.subquery().c
+    lead, rule_id, tp, version, points, at = w[1], w[2], w[3], w[4], w[5], w[6]
+    events = (select(lead, literal(component), rule_id, version, func.nullif(tp, 0), points, literal("rule"),
+                     literal("matched" if component == "fit" else "touchpoint"), at, _now(now))
+              .where(func.abs(points) > 1e-9))
+    if session.get_bind().dialect.name != "sqlite":
+        # PostgreSQL may read in parallel workers, in any order: sorted, event ids are the same on every run (the
+        # seed is deterministic, ids included). SQLite runs a plan in one thread, in the same order every time,
+        # and the sort would cost a tenth of the pass.
+        events = events.order_by(lead, tp)
+    return _rows(session, _event_insert(events))
 
 
 def _epoch_days(session: Session, column: Any) -> Any:
@@ -452,8 +630,91 @@ def apply_decay(*, session: Session, now: datetime) -> int:
     rules = _active_rules(session, ScoreReport())
     if not rules[RuleKind.DECAY]:
         return 0
-    written = _decay(session, now, None, rules[RuleKind.DECAY])
-    _refresh_cache(session, now, None)
+    return _decay_and_cache(session, now, None, rules[RuleKind.DECAY])
+
+
+def _decay_and_cache(session: Session, now: datetime, ids: list[int] | None, rules: list[_Active]) -> int:
+    """Decay up to ``now``, then the cached scores; returns the decay events written."""
+    half_life = next((r for r in rules if r.rule.params.get("half_life_days")), None)
+    idle = [r for r in rules if r.rule.params.get("idle_days") and not r.rule.params.get("half_life_days")]
+    if ids is None and not idle:
+        return _settle(session, now, half_life)
+    written = _decay(session, now, ids, rules)
+    _refresh_cache(session, now, ids)
+    return written
+
+
+def _age_days(session: Session, now: datetime) -> Any:
+    """A ledger event's age in days at ``now`` (0 for events dated later)."""
+    now_days = (now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp() / 86_400
+    age = now_days - _epoch_days(session, ScoreEvent.occurred_at)
+    return func.max(age, 0.0) if session.get_bind().dialect.name == "sqlite" else func.greatest(age, 0.0)
+
+
+def _settle(session: Session, now: datetime, half_life: _Active | None) -> int:
+    """A full pass's half-life decay and cached scores from one grouped read of the ledger.
+
+    One scan sums, per lead, the fit and engagement points, the decay the half-life rule wants (as
+    :func:`_half_life` computes it) and the decay already recorded, into a temporary table; the decay that
+    changed is written from it and the cached scores and grades of the leads whose values differ are rewritten
+    from it — nothing when nothing changed. (Two grouped passes, one for decay and one for the cache, cost
+    twice the sort.)"""
+    event = ScoreEvent
+    sums = Table("score_sums", MetaData(), Column("lead_id", Integer, primary_key=True),
+                 Column("fit", Float, nullable=False), Column("engagement", Float, nullable=False),
+                 Column("target", Float, nullable=False), Column("held", Float, nullable=False),
+                 prefixes=["TEMPORARY"])
+    connection = session.connection()
+    sums.drop(connection, checkfirst=True)
+    sums.create(connection)
+    try:
+        if half_life is not None:
+            rule = half_life.rule
+            days = float(rule.params["half_life_days"])
+            decayed = event.points * (func.power(0.5, _age_days(session, now) / days) - 1.0)
+            target = func.sum(case((and_(event.component == "engagement", event.kind == "rule"), decayed),
+                                   else_=0.0))
+            held = func.sum(case((and_(event.kind == "decay", event.rule_id == rule.id), event.points), else_=0.0))
+        else:
+            target = held = literal(0.0)
+        _rows(session, insert(sums).from_select(["lead_id", "fit", "engagement", "target", "held"], select(
+            event.lead_id, func.sum(case((event.component == "fit", event.points), else_=0.0)),
+            func.sum(case((event.component == "engagement", event.points), else_=0.0)), target, held)
+            .group_by(event.lead_id)))
+        s = sums.c
+        written = 0
+        if half_life is not None:
+            rule = half_life.rule
+            delta = s.target - s.held
+            decaying = [Lead.status != LeadStatus.MERGED]
+            if half_life.ast is not None:
+                decaying.append(lead_condition(half_life.ast, now=now))
+            written = _rows(session, _event_insert(
+                select(Lead.id, literal("engagement"), literal(rule.id), literal(rule.version), null(), delta,
+                       literal("decay"), literal("half_life"), _now(now), _now(now))
+                .select_from(Lead).join(sums, s.lead_id == Lead.id)
+                .where(*decaying, func.abs(delta) >= 0.01).order_by(Lead.id)))
+            if written:
+                session.execute(update(sums).where(func.abs(delta) >= 0.01,
+                                                   s.lead_id.in_(select(Lead.id).where(*decaying)))
+                                .values(engagement=s.engagement + delta))
+        scope = Lead.status != LeadStatus.MERGED
+        session.execute(update(Lead).where(scope, Lead.id == s.lead_id,
+                                           or_(func.abs(Lead.fit_score - s.fit) > 1e-9,
+                                               func.abs(Lead.engagement_score - s.engagement) > 1e-9))
+                        .values(fit_score=s.fit, engagement_score=s.engagement)
+                        .execution_options(synchronize_session=False))
+        session.execute(update(Lead).where(scope, or_(Lead.fit_score != 0, Lead.engagement_score != 0),
+                                           Lead.id.not_in(select(s.lead_id)))
+                        .values(fit_score=0.0, engagement_score=0.0).execution_options(synchronize_session=False))
+    finally:
+        sums.drop(connection)
+    bands = grade_bands(session)
+    grade = case((Lead.fit_score >= bands["A"], "A"), (Lead.fit_score >= bands["B"], "B"),
+                 (Lead.fit_score >= bands["C"], "C"), else_="D")
+    session.execute(update(Lead).where(scope).values(grade=grade, scored_at=now)
+                    .execution_options(synchronize_session=False))
+    _expire_scores(session)
     return written
 
 
@@ -474,10 +735,7 @@ def _decay(session: Session, now: datetime, ids: list[int] | None, rules: list[_
 def _half_life(session: Session, now: datetime, ids: list[int] | None, item: _Active) -> int:
     rule = item.rule
     days = float(rule.params["half_life_days"])
-    now_days = (now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp() / 86_400
-    age = func.max(now_days - _epoch_days(session, ScoreEvent.occurred_at), 0.0) \
-        if session.get_bind().dialect.name == "sqlite" else \
-        func.greatest(now_days - _epoch_days(session, ScoreEvent.occurred_at), 0.0)
+    age = _age_days(session, now)
     target = (select(ScoreEvent.lead_id.label("key"),
                      func.sum(ScoreEvent.points * (func.power(0.5, age / days) - 1.0)).label("target"))
               .where(ScoreEvent.component == "engagement", ScoreEvent.kind == "rule", _scope(ScoreEvent.lead_id, ids))
@@ -805,6 +1063,10 @@ def _refresh_cache(session: Session, now: datetime, ids: list[int] | None) -> No
     grade = case((Lead.fit_score >= bands["A"], "A"), (Lead.fit_score >= bands["B"], "B"),
                  (Lead.fit_score >= bands["C"], "C"), else_="D")
     session.execute(update(Lead).where(scope).values(grade=grade).execution_options(synchronize_session=False))
+    _expire_scores(session)
+
+
+def _expire_scores(session: Session) -> None:
     # Leads already loaded in this session would otherwise show the scores from before.
     for item in list(session.identity_map.values()):
         if isinstance(item, Lead):

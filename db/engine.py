@@ -61,6 +61,20 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB
     cursor.close()
 
 
+# A full rescore writes a million ledger rows derived, in its own transaction, from leads, rules and touchpoints
+# that exist: it turns SQLite's per-row foreign-key lookups off for that transaction (see core.scoring) and marks
+# the connection; the pool turns them back on when the connection is returned, outside any transaction, so the
+# next user of the connection gets the usual checks.
+FOREIGN_KEYS_OFF = "foreign_keys_off"
+
+
+def _restore_foreign_keys(dbapi_connection, record) -> None:  # noqa: ANN001 - DB-API objects
+    if record.info.pop(FOREIGN_KEYS_OFF, False) and dbapi_connection is not None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
 def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
     """A new engine for ``url`` (default: ``DATABASE_URL``), with SQLite pragmas on every connection."""
     url = normalized_url(url or database_url())
@@ -82,6 +96,7 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 30},
         )
         event.listen(engine, "connect", _set_sqlite_pragmas)
+        event.listen(engine, "checkin", _restore_foreign_keys)
         return engine
     return create_engine(
         url,

@@ -73,6 +73,20 @@ class Plan:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+def _per_distinct(values: pd.Series, func: Any, width: int) -> list[np.ndarray]:
+    """``func(value)`` — a tuple of ``width`` results — once per distinct non-missing value, spread back over the
+    rows as ``width`` object arrays (None where the value is missing)."""
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object, na_value=None), use_na_sentinel=True)
+    results = [func(v) for v in uniques]
+    out = []
+    for position in range(width):
+        table = np.empty(len(results) + 1, dtype=object)
+        table[:-1] = [r[position] for r in results]
+        table[-1] = None
+        out.append(table[codes])
+    return out
+
+
 def _none_series(n: int, index: pd.Index) -> pd.Series:
     return pd.Series([None] * n, index=index, dtype=object)
 
@@ -130,38 +144,42 @@ def _parse_times(series: pd.Series, now: datetime) -> tuple[pd.Series, pd.Series
 def _utm_from_urls(urls: pd.Series) -> pd.DataFrame:
     """utm_source / utm_medium / utm_campaign and a tracking code (``code``/``ref``/``tc``) from landing URLs."""
     names = ("utm_source", "utm_medium", "utm_campaign", "url_code")
-    cache: dict[str, tuple[str | None, ...]] = {}
-    for url in pd.unique(urls.dropna().to_numpy(dtype=object)):
+
+    def parse(url: Any) -> tuple[str | None, ...]:
         try:
             query = parse_qs(urlsplit(str(url)).query)
         except ValueError:
             query = {}
-        def first(*keys: str, q: dict[str, list[str]] = query) -> str | None:
+
+        def first(*keys: str) -> str | None:
             for key in keys:
-                if q.get(key) and q[key][0].strip():
-                    return q[key][0].strip()
+                if query.get(key) and query[key][0].strip():
+                    return query[key][0].strip()
             return None
-        cache[url] = (first("utm_source"), first("utm_medium"), first("utm_campaign"),
-                      first("code", "ref", "tc", "ll"))
-    data = [cache.get(u, (None, None, None, None)) if u is not None else (None, None, None, None)
-            for u in urls.to_numpy(dtype=object)]
-    return pd.DataFrame(data, columns=list(names), index=urls.index, dtype=object)
+        return first("utm_source"), first("utm_medium"), first("utm_campaign"), first("code", "ref", "tc", "ll")
+
+    columns = _per_distinct(urls, parse, len(names))
+    return pd.DataFrame(dict(zip(names, columns, strict=True)), index=urls.index, dtype=object)
 
 
 def _label_groups(keys: list[pd.Series]) -> np.ndarray:
     """Connected rows: two rows are one person when they share any key (phone, email, WeChat id, matched lead).
-    Label propagation: every row takes the smallest label among rows sharing a key, until nothing changes."""
+    Label propagation: every row takes the smallest label among rows sharing a key, until nothing changes.
+    Each key column is turned into integer codes once; the rounds are then plain array operations."""
     n = len(keys[0]) if keys else 0
     label = np.arange(n)
-    frames = [k.reset_index(drop=True) for k in keys]
+    coded = []
+    for key in keys:
+        codes, uniques = pd.factorize(key.to_numpy(dtype=object, na_value=None), use_na_sentinel=True)
+        rows = np.flatnonzero(codes >= 0)
+        if len(rows):
+            coded.append((codes[rows], rows, len(uniques)))
     for _ in range(50):
         before = label.copy()
-        for key in frames:
-            present = key.notna().to_numpy()
-            if not present.any():
-                continue
-            smallest = pd.Series(label[present]).groupby(key[present].to_numpy()).transform("min").to_numpy()
-            label[present] = np.minimum(label[present], smallest)
+        for codes, rows, count in coded:
+            smallest = np.full(count, n, dtype=label.dtype)
+            np.minimum.at(smallest, codes, label[rows])
+            label[rows] = np.minimum(label[rows], smallest[codes])
         label = label[label]  # follow pointers: a row's label's label
         if np.array_equal(label, before):
             break
@@ -173,8 +191,73 @@ def _existing_keys(session: Session) -> pd.DataFrame:
     result = session.connection().execute(
         select(Lead.id, Lead.phone, Lead.email, Lead.wechat_id).where(Lead.status != LeadStatus.MERGED)
     )
-    return pd.DataFrame([tuple(r) for r in result.fetchall()], columns=["id", "phone", "email", "wechat_id"],
-                        dtype=object)
+    # Ids and text need no type processing: the driver's rows as they are.
+    rows = result.cursor.fetchall() if result.cursor is not None else []
+    result.close()
+    return pd.DataFrame.from_records(rows, columns=["id", "phone", "email", "wechat_id"]).astype(object) if rows \
+        else pd.DataFrame(columns=["id", "phone", "email", "wechat_id"], dtype=object)
+
+
+def _reason_lists(flags: dict[str, pd.Series], n: int) -> list[list[str]]:
+    """Per row, the names of the flags it raised, in ``INVALID_REASONS`` order (most rows raise none)."""
+    reasons: list[list[str]] = [[] for _ in range(n)]
+    for name in INVALID_REASONS:
+        for position in np.flatnonzero(flags[name].to_numpy()):
+            reasons[position].append(name)
+    return reasons
+
+
+def _lengths(values: np.ndarray) -> np.ndarray:
+    """Text length of each cell (0 where empty)."""
+    return np.fromiter((0 if v is None else len(v) if type(v) is str else len(str(v)) for v in values),
+                       dtype=np.int64, count=len(values))
+
+
+def _durations(values: pd.Series) -> pd.Series:
+    """The first number in each cell (minutes of attendance), NaN where there is none."""
+    return pd.to_numeric(values.astype(object).astype(str).str.extract(r"(\d+(?:\.\d+)?)")[0], errors="coerce")
+
+
+def _attribute_columns(frame: pd.DataFrame, mapping: dict[str, str | None], source: pd.Series,
+                       phone_as_typed: pd.Series, email_as_typed: pd.Series) -> pd.DataFrame:
+    """What each row keeps as custom attributes, one column per attribute (None where the row has no value):
+    the columns mapped to no field as they came (stripped), the source, and a malformed phone or email beside a
+    good contact as typed."""
+    columns: dict[str, np.ndarray] = {}
+    for name in (c for c, f in mapping.items() if f is None and c in frame.columns):
+        text = _blank_to_none(frame[name].map(lambda v: v if isinstance(v, str) else str(v), na_action="ignore"))
+        stripped = text.map(str.strip, na_action="ignore")
+        columns[name] = stripped.to_numpy(dtype=object, na_value=None)
+    for name, values in (("source", source), ("phone_as_typed", phone_as_typed),
+                         ("email_as_typed", email_as_typed)):
+        array = values.to_numpy(dtype=object, na_value=None)
+        if name == "source" or not pd.isna(array).all():
+            columns[name] = array
+    return pd.DataFrame(columns, index=frame.index, dtype=object)
+
+
+def _group_attributes(attributes: pd.DataFrame, groups: pd.Series, index: pd.Index) -> list[dict[str, Any]]:
+    """Per group (in ``index`` order), each attribute's first value in file order."""
+    used = [c for c in attributes.columns if attributes[c].notna().any()]
+    if not used:
+        return [{} for _ in range(len(index))]
+    first = attributes[used].groupby(groups.to_numpy(), sort=True).first().reindex(index)
+    arrays = [first[c].to_numpy(dtype=object, na_value=None) for c in used]
+    return [{c: v for c, v in zip(used, values, strict=True) if v is not None} for values in zip(*arrays, strict=True)]
+
+
+def new_lead_keys(plan: Plan, groups: pd.DataFrame) -> pd.DataFrame:
+    """``name_key``, ``company_key`` and ``search_text`` of the groups that become new leads.
+
+    The rows' phones and emails were normalized while planning; a group's value is one of them unless a cut
+    shortened it (or an invalid lead keeps the text as typed), and only those few are normalized here."""
+    frame = groups[["name", "phone", "email", "company", "wechat_id"]].copy()
+    for column, normalized, normalize in (("phone", "phone_e164", phone_e164),
+                                          ("email", "email_normalized", email_normalize)):
+        values = frame[column].astype(object)
+        known = values.isin(set(plan.rows[normalized].dropna())) | values.isna()
+        frame[column] = values.where(known, normalize(values.where(~known, None)))
+    return lead_keys(frame, normalized=True)
 
 
 def _match(series: pd.Series, existing: pd.DataFrame, column: str) -> pd.Series:
@@ -200,26 +283,19 @@ def _codes(session: Session, codes: pd.Series) -> tuple[pd.Series, pd.Series, pd
         for code, campaign_id in session.execute(select(Campaign.tracking_code, Campaign.id)
                                                  .where(Campaign.tracking_code.is_not(None))):
             campaigns[str(code).lower()] = int(campaign_id)
-    tracking, campaign, referrer = [], [], []
-    for value in codes.to_numpy(dtype=object):
-        code = None if value is None else str(value).strip()
-        key = (code or "").lower()
+
+    def resolve(value: Any) -> tuple[str | None, int | None, int | None]:
+        code = str(value).strip()
+        key = code.lower()
         if key in links:
-            tracking.append(code)
-            campaign.append(links[key][0])
-            referrer.append(links[key][1])
-        elif key in campaigns:
-            tracking.append(code)
-            campaign.append(campaigns[key])
-            referrer.append(None)
-        elif key in employees:
-            tracking.append(None)
-            campaign.append(None)
-            referrer.append(employees[key])
-        else:
-            tracking.append(None)
-            campaign.append(None)
-            referrer.append(None)
+            return code, links[key][0], links[key][1]
+        if key in campaigns:
+            return code, campaigns[key], None
+        if key in employees:
+            return None, None, employees[key]
+        return None, None, None
+
+    tracking, campaign, referrer = _per_distinct(codes, resolve, 3)
     index = codes.index
     return (pd.Series(tracking, index=index, dtype=object), pd.Series(campaign, index=index, dtype=object),
             pd.Series(referrer, index=index, dtype=object))
@@ -232,7 +308,8 @@ def _activity_kind(values: pd.Series, durations: pd.Series, default: str) -> pd.
             if word in text:
                 return str(kind)
         return default
-    kinds = values.map(lambda v: one(v) if v is not None else default).astype(object)
+    (kinds_array,) = _per_distinct(values, lambda v: (one(v),), 1)
+    kinds = pd.Series(kinds_array, index=values.index, dtype=object).where(values.notna(), default)
     # A registration list with an attendance duration: those who stayed attended.
     attended = (kinds == TouchpointKind.WEBINAR_REGISTERED) & (durations.fillna(0) > 0)
     return kinds.where(~attended, str(TouchpointKind.WEBINAR_ATTENDED))
@@ -240,8 +317,11 @@ def _activity_kind(values: pd.Series, durations: pd.Series, default: str) -> pd.
 
 def _touch_key(channel_id: int, kinds: pd.Series, identity: pd.Series, times: pd.Series) -> pd.Series:
     """A natural key per touchpoint, so the same activity imported again is recognised and not doubled."""
-    stamps = times.dt.strftime("%Y-%m-%dT%H:%M:%S").to_numpy(dtype=object)
-    out = [f"imp:{hashlib.sha1(f'{channel_id}|{kind}|{who}|{stamp}'.encode()).hexdigest()[:40]}"
+    # Times repeat (a list without times takes the import's): each distinct one is formatted once.
+    codes, uniques = pd.factorize(times)
+    stamps = np.asarray(pd.DatetimeIndex(uniques).strftime("%Y-%m-%dT%H:%M:%S"), dtype=object)[codes]
+    sha1 = hashlib.sha1
+    out = [f"imp:{sha1(f'{channel_id}|{kind}|{who}|{stamp}'.encode()).hexdigest()}"  # 40 hex digits
            for kind, who, stamp in zip(kinds.to_numpy(dtype=object), identity.to_numpy(dtype=object), stamps,
                                        strict=True)]
     return pd.Series(out, index=kinds.index, dtype=object)
@@ -270,7 +350,7 @@ def build_plan(*, session: Session, table: RawTable, mapping: dict[str, str | No
     raw_email = col("email")
     phone = phone_e164(raw_phone)
     email = email_normalize(raw_email)
-    email_ok = email_valid(email) & email.notna()
+    email_ok = email_valid(email, normalized=True) & email.notna()
     wechat = rows["wechat_id"]
 
     # Validity, row by row, as boolean columns.
@@ -289,11 +369,9 @@ def build_plan(*, session: Session, table: RawTable, mapping: dict[str, str | No
     for name in _DISQUALIFYING:
         disqualified |= flags[name]
     rows["valid"] = ~disqualified
-    reason_lists: list[list[str]] = [[] for _ in range(n)]
-    for name in INVALID_REASONS:
-        for position in np.flatnonzero(flags[name].to_numpy()):
-            reason_lists[position].append(name)
-    rows["reasons"] = reason_lists
+    rows["reasons"] = _reason_lists(flags, n)
+    rows["phone_e164"] = phone
+    rows["email_normalized"] = email
     rows["phone_key"] = phone.where(usable_phone, None)
     rows["email_key"] = email.where(usable_email, None)
     # What a new lead stores: the normalized value where there is one, else the text as typed (an invalid lead
@@ -309,36 +387,23 @@ def build_plan(*, session: Session, table: RawTable, mapping: dict[str, str | No
     rows["tracking_code"], code_campaign, rows["referrer_id"] = _codes(session, codes)
     utm_campaigns = {str(k).lower(): int(v) for k, v in session.execute(
         select(Campaign.utm_campaign, Campaign.id).where(Campaign.utm_campaign.is_not(None)))}
-    utm_campaign_id = rows["utm_campaign"].map(
-        lambda v: utm_campaigns.get(str(v).lower()) if v is not None else None).astype(object)
+    (utm_campaign_ids,) = _per_distinct(rows["utm_campaign"], lambda v: (utm_campaigns.get(str(v).lower()),), 1)
+    utm_campaign_id = pd.Series(utm_campaign_ids, index=index, dtype=object)
     rows["campaign_id"] = code_campaign.where(code_campaign.notna(),
                                               campaign_id if campaign_id is not None else utm_campaign_id)
     if campaign_id is None:
         rows["campaign_id"] = rows["campaign_id"].where(rows["campaign_id"].notna(), utm_campaign_id)
 
-    # Custom columns, kept on the lead as they came.
-    unmapped = [c for c, f in mapping.items() if f is None and c in frame.columns]
-    attrs: list[dict[str, Any]] = [{} for _ in range(n)]
-    if unmapped:
-        arrays = [frame[c].to_numpy(dtype=object, na_value=None) for c in unmapped]
-        for position, values in enumerate(zip(*arrays, strict=True)):
-            attrs[position] = {c: str(v).strip() for c, v in zip(unmapped, values, strict=True)
-                               if v is not None and str(v).strip() != ""}
-    source = col("source")
-    for position in np.flatnonzero(source.notna().to_numpy()):
-        attrs[position]["source"] = source.iloc[position]
-    for position in np.flatnonzero((bad_phone & rows["valid"]).to_numpy()):
-        attrs[position]["phone_as_typed"] = raw_phone.iloc[position]
-    for position in np.flatnonzero((bad_email & rows["valid"]).to_numpy()):
-        attrs[position]["email_as_typed"] = raw_email.iloc[position]
-    rows["attributes"] = attrs
+    # Custom columns, kept on the lead as they came; merged per person below.
+    attribute_columns = _attribute_columns(frame, mapping, col("source"), raw_phone.where(bad_phone & rows["valid"]),
+                                           raw_email.where(bad_email & rows["valid"]))
 
     # Activity.
     activity_file = is_activity_mapping(mapping)
     times, bad_time = _parse_times(col("occurred_at"), now)
     rows["occurred_at"] = times
-    durations = pd.to_numeric(halfwidth(col("duration")).astype(object).astype(str)
-                              .str.extract(r"(\d+(?:\.\d+)?)")[0], errors="coerce")
+    durations = _durations(halfwidth(col("duration"))) if "duration" in by_field else pd.Series(
+        np.nan, index=index, dtype=float)
     default_kind = str(CHANNEL_TOUCH.get(channel_kind, TouchpointKind.IMPORTED))
     rows["touch_kind"] = _activity_kind(col("activity"), durations, default_kind)
     rows["duration"] = durations.astype(object).where(durations.notna(), None)
@@ -349,7 +414,9 @@ def build_plan(*, session: Session, table: RawTable, mapping: dict[str, str | No
         if name not in rows:
             continue
         values = rows[name]
-        long = values.notna() & (values.astype(object).where(values.notna(), "").astype(str).str.len() > limit)
+        if not values.notna().any():
+            continue
+        long = pd.Series(_lengths(values.to_numpy(dtype=object)) > limit, index=values.index)
         for position in np.flatnonzero(long.to_numpy()):
             too_long.append((position, name, str(values.iloc[position])))
         if long.any():
@@ -380,16 +447,14 @@ def build_plan(*, session: Session, table: RawTable, mapping: dict[str, str | No
         groups["valid"] = live.groupby("group", sort=True)["valid"].any()
         groups["reasons"] = live.groupby("group", sort=True)["reasons"].first()
         groups["last_activity_at"] = live.groupby("group", sort=True)["occurred_at"].max()
-        merged_attrs: dict[int, dict[str, Any]] = {}
-        for group, attr in zip(live["group"].to_numpy(), live["attributes"], strict=True):
-            target = merged_attrs.setdefault(int(group), {})
-            for key, value in attr.items():
-                target.setdefault(key, value)
-        groups["attributes"] = [merged_attrs.get(int(g), {}) for g in groups.index]
+        groups["attributes"] = _group_attributes(attribute_columns[keep.to_numpy()], live["group"], groups.index)
     else:
         groups = pd.DataFrame(columns=[*group_columns, "valid", "reasons", "last_activity_at", "attributes"])
     last_activity = groups["last_activity_at"] if len(groups) else None
-    groups = groups.astype(object).where(groups.notna(), None)
+    for name in groups.columns:  # missing values as None, column by column where there are any
+        column = groups[name]
+        if column.dtype != object or column.isna().any():
+            groups[name] = column.astype(object).where(column.notna(), None)
     if last_activity is not None:
         groups["last_activity_at"] = last_activity
     groups["is_new"] = groups["existing_id"].isna()
@@ -401,10 +466,6 @@ def build_plan(*, session: Session, table: RawTable, mapping: dict[str, str | No
         None if ok else "; ".join(t(f"import.reason.{r}", lang) for r in (reasons or ["no_contact"]))[:256]
         for ok, reasons in zip(groups["valid"].astype(bool), groups["reasons"], strict=True)
     ]
-    keys = lead_keys(groups[["name", "phone", "email", "company", "wechat_id"]])
-    groups["name_key"] = keys["name_key"]
-    groups["company_key"] = keys["company_key"]
-    groups["search_text"] = keys["search_text"]
 
     # Row outcomes.
     is_new = rows["group"].map(groups["is_new"]).fillna(False).astype(bool)
@@ -438,8 +499,11 @@ def build_plan(*, session: Session, table: RawTable, mapping: dict[str, str | No
               ("blocklisted", "email" if "email" in column_of else "phone", raw_email if "email" in column_of
                else raw_phone))
     for reason, name, values in checks:
-        for position in np.flatnonzero(flags[reason].to_numpy()):
-            problems.append((int(line[position]), column_of.get(name, ""), reason, str(values.iloc[position] or "")))
+        positions = np.flatnonzero(flags[reason].to_numpy())
+        if len(positions):
+            cells = values.to_numpy(dtype=object, na_value=None)[positions]
+            problems += [(int(row), column_of.get(name, ""), reason, str(value or ""))
+                         for row, value in zip(line[positions], cells, strict=True)]
     for position in np.flatnonzero((no_contact & ~rows["skipped"]).to_numpy()):
         problems.append((int(line[position]), "", "no_contact", ""))
     for position in np.flatnonzero(rows["skipped"].to_numpy()):

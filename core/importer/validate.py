@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
+import numpy as np
 import pandas as pd
 from disposable_email_domains import blocklist as _DISPOSABLE
 
@@ -42,31 +44,45 @@ def fake_phone(phones: pd.Series) -> pd.Series:
     return result
 
 
+def _per_email(emails: pd.Series, func: Callable[[str], Any]) -> np.ndarray:
+    """``func(address)`` once per distinct address, spread back over the rows (None where there is none)."""
+    codes, uniques = pd.factorize(emails.to_numpy(dtype=object, na_value=None), use_na_sentinel=True)
+    table = np.empty(len(uniques) + 1, dtype=object)
+    table[:-1] = [func(str(v)) for v in uniques]
+    table[-1] = None
+    return table[codes]
+
+
+def _parts(text: str) -> tuple[str | None, str | None]:
+    local, at, domain = text.rpartition("@")
+    return (local, domain) if at else (None, None)
+
+
 def email_parts(emails: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Local part and domain of each email (None where there is none); each distinct address split once."""
-    values = emails.to_numpy(dtype=object, na_value=None)
-    split: dict[str, tuple[str | None, str | None]] = {}
-    for value in pd.unique(values[~pd.isna(values)]):
-        text = str(value)
-        local, at, domain = text.rpartition("@")
-        split[value] = (local, domain) if at else (None, None)
-    pairs = [split.get(v, (None, None)) if v is not None else (None, None) for v in values]
-    local = pd.Series([p[0] for p in pairs], index=emails.index, dtype=object)
-    domain = pd.Series([p[1] for p in pairs], index=emails.index, dtype=object)
+    pairs = _per_email(emails, _parts)
+    local = pd.Series([p[0] if p is not None else None for p in pairs], index=emails.index, dtype=object)
+    domain = pd.Series([p[1] if p is not None else None for p in pairs], index=emails.index, dtype=object)
     return local, domain
 
 
+_FAKE_LOCAL = re.compile(r"test[._\-+]?\w{0,6}")
+
+
+def _is_fake(text: str) -> bool:
+    local, domain = _parts(text)
+    base = local or ""
+    return base in FAKE_EMAIL_LOCALS or _FAKE_LOCAL.fullmatch(base) is not None or domain in FAKE_EMAIL_DOMAINS
+
+
 def fake_email(emails: pd.Series) -> pd.Series:
-    local, domain = email_parts(emails)
-    base = local.astype(object).where(local.notna(), "").astype(str)
-    hit = base.isin(FAKE_EMAIL_LOCALS) | base.str.fullmatch(r"test[._\-+]?\w{0,6}").fillna(False)
-    hit |= domain.isin(FAKE_EMAIL_DOMAINS)
-    return (hit & emails.notna()).astype(bool)
+    hits = _per_email(emails, _is_fake)
+    return pd.Series(hits == True, index=emails.index, dtype=bool)  # noqa: E712 - None (no email) is no hit
 
 
 def disposable_email(emails: pd.Series) -> pd.Series:
-    _, domain = email_parts(emails)
-    return (domain.isin(_DISPOSABLE) & emails.notna()).astype(bool)
+    hits = _per_email(emails, lambda text: _parts(text)[1] in _DISPOSABLE)
+    return pd.Series(hits == True, index=emails.index, dtype=bool)  # noqa: E712 - None (no email) is no hit
 
 
 def blocklist_terms(entries: Iterable[object]) -> frozenset[str]:

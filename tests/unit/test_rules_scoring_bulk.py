@@ -100,3 +100,35 @@ def test_sql_path_for_listed_leads_writes_the_same_ledger_as_python_and_full(ses
     assert webinar_points == pytest.approx(0, abs=1e-9)
     reasons = dict(session.execute(select(ScoreEvent.reason, func.count()).group_by(ScoreEvent.reason)).all())
     assert {"matched", "touchpoint", "points_changed", "no_longer_matches", "rule_inactive", "half_life"} <= set(reasons)
+
+
+def test_a_full_pass_writes_without_foreign_key_lookups_and_hands_the_connection_back_with_them(sqlite_engine) -> None:  # noqa: ANN001
+    from sqlalchemy.exc import IntegrityError
+    from sqlmodel import Session
+
+    from core.auth import SYSTEM
+
+    with Session(sqlite_engine) as session:
+        lead = Lead(name="线索", title="市场总监")
+        session.add(lead)
+        session.flush()
+        session.add(Touchpoint(lead_id=lead.id, kind="webinar_attended", occurred_at=NOW - DAY, natural_key="fk-1"))
+        save_rule(session=session, actor=SYSTEM, rule_id=None, name="总监", kind="fit", text='title contains "总监"',
+                  points=20, params={}, now=NOW)
+        save_rule(session=session, actor=SYSTEM, rule_id=None, name="webinar", kind="engagement",
+                  text='kind = "webinar_attended"', points=15, params={"cap": 30, "period_days": 90}, now=NOW)
+        session.commit()
+    with Session(sqlite_engine) as session:
+        report = scoring.rescore(session=session, now=NOW)
+        assert report.fit_events == 1 and report.engagement_events == 1
+        # The pass started outside a transaction, so its writes skipped the per-row checks …
+        assert session.connection().exec_driver_sql("PRAGMA foreign_keys").scalar() == 0
+        used = session.connection().connection.driver_connection
+        session.commit()
+    # … and the connection the pool hands out next checks them again.
+    with Session(sqlite_engine) as session:
+        assert session.connection().connection.driver_connection is used
+        assert session.connection().exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        session.add(ScoreEvent(lead_id=999_999, component="fit", points=1.0, occurred_at=NOW))
+        with pytest.raises(IntegrityError):
+            session.flush()
