@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -56,7 +57,8 @@ async def _act(page, action) -> float:  # noqa: ANN001
     await page.evaluate(_COUNT_RUNS)
     started = time.perf_counter()
     await action()
-    await page.wait_for_function("() => window.__leadloopRuns > 0")
+    # Polled on a timer: with twenty pages in one browser, animation frames of pages not in front are throttled.
+    await page.wait_for_function("() => window.__leadloopRuns > 0", polling=200)
     await _idle(page)
     return time.perf_counter() - started
 
@@ -156,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.terminate()
             server.wait(timeout=30)
+            kept_log = Path(tempfile.gettempdir()) / "leadloop-load-server.log"
+            shutil.copyfile(Path(folder) / "server.log", kept_log)
+            print(f"server log: {kept_log}")
 
         importing, ticking = background
         summary = {}
