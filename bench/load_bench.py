@@ -97,6 +97,8 @@ async def _user(browser, base: str, username: str, rounds: int, times: list[floa
                 times.append(await _act(page, link.click))
             except PlaywrightTimeout:
                 problems.append(f"{username} on {where}: no answer within {PAGE_TIMEOUT_MS // 1000} s")
+                shot = Path(tempfile.gettempdir()) / f"leadloop-load-{username}-{where}.png"
+                await page.screenshot(path=str(shot))  # what the user was looking at
                 continue
             problems.extend(f"{username} on {where}: {p}" for p in await _problems(page))
         print(f"  {username}: round {round_number + 1} done, {len(times)} pages so far", flush=True)
