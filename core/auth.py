@@ -214,8 +214,7 @@ def _commit_or_later(session: Session, user_id: int | None, what: str, write: Ca
         if not is_busy(error):
             raise
         session.rollback()
-        bind = session.get_bind()
-        write_later(bind.engine if hasattr(bind, "engine") else bind, write, what=f"{what} of user {user_id}")
+        write_later(session.get_bind().engine, write, what=f"{what} of user {user_id}")
 
 
 def authenticate_sso(session: Session, *, email: str | None, now: datetime | None = None) -> Actor:

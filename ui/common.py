@@ -145,6 +145,7 @@ NAME_COLUMNS: dict[str, str] = {
 
 @st.cache_data(ttl=30, show_spinner=False)
 def _name_labels(database: str, language: str) -> display_names.Labels:
+    # ``database`` only keys the cache: one process may serve several databases (tests, a second team).
     with Session(engine()) as session:
         return display_names.labels(session, language)
 
