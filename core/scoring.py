@@ -49,7 +49,7 @@ from sqlmodel import Session
 
 from core.rules import RuleSyntaxError, lead_condition, lead_facts, parse, predicate, rule_ast, to_sql
 from core.settings import get_setting
-from db.engine import FOREIGN_KEYS_OFF
+from db.engine import FOREIGN_KEYS_OFF, use_bulk_cache
 from db.models import (
     Campaign,
     Channel,
@@ -197,11 +197,9 @@ def rescore(*, session: Session, now: datetime, lead_ids: Iterable[int] | None =
 
 def _rescore(session: Session, now: datetime, ids: list[int] | None, report: ScoreReport) -> None:
     if ids is None and session.get_bind().dialect.name == "sqlite":
-        # A full pass reads and writes the whole ledger: with SQLite's default 2 MB page cache the index pages
-        # are read again and again from disk. This connection keeps a bigger cache (256 MB at most), and so does
-        # its temporary schema, which holds the wanted and held points of every rule during the pass.
-        session.connection().exec_driver_sql("PRAGMA cache_size=-262144")
-        session.connection().exec_driver_sql("PRAGMA temp.cache_size=-262144")
+        # A full pass reads and writes the whole ledger, and its temporary schema holds the wanted and held
+        # points of every rule during the pass.
+        use_bulk_cache(session)
         _foreign_keys_off(session)
     rules = _active_rules(session, report)
     _apply_tags(session, now, ids, rules[RuleKind.TAG], report)

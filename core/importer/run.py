@@ -30,6 +30,7 @@ from core.importer.validate import blocklist_terms
 from core.normalize import lead_keys
 from core.settings import get_setting
 from db.bulk import among, insert_many, json_objects, update_from
+from db.engine import use_bulk_cache
 from db.models import (
     Account,
     Assignment,
@@ -520,12 +521,8 @@ def run_import(*, session: Session, actor: Actor, data: bytes, filename: str, ch
                             **{k: v for k, v in counts.items() if k in ImportSummary.__dataclass_fields__})
     if dry_run:
         return summary
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        # The batch writes tens of thousands of rows into tables with a dozen indexes each: with SQLite's default
-        # 2 MB page cache their pages are read again and again. This connection keeps a bigger one (256 MB at
-        # most), as the full rescore does.
-        connection.exec_driver_sql("PRAGMA cache_size=-262144")
+    # The batch writes tens of thousands of rows into tables with a dozen indexes each.
+    use_bulk_cache(session)
     try:
         batch = ImportBatch(channel_id=channel_id, campaign_id=campaign_id, filename=filename[:256],
                             content_hash=digest, kind=plan.kind, encoding=table.encoding, mapping=chosen,

@@ -123,12 +123,14 @@ def test_a_full_pass_writes_without_foreign_key_lookups_and_hands_the_connection
         assert report.fit_events == 1 and report.engagement_events == 1
         # The pass started outside a transaction, so its writes skipped the per-row checks …
         assert session.connection().exec_driver_sql("PRAGMA foreign_keys").scalar() == 0
+        assert session.connection().exec_driver_sql("PRAGMA cache_size").scalar() == -262_144  # the bulk cache
         used = session.connection().connection.driver_connection
         session.commit()
     # … and the connection the pool hands out next checks them again.
     with Session(sqlite_engine) as session:
         assert session.connection().connection.driver_connection is used
         assert session.connection().exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert session.connection().exec_driver_sql("PRAGMA cache_size").scalar() == -2000  # SQLite's default
         session.add(ScoreEvent(lead_id=999_999, component="fit", points=1.0, occurred_at=NOW))
         with pytest.raises(IntegrityError):
             session.flush()
