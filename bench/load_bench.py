@@ -37,13 +37,21 @@ from db.engine import make_engine
 from db.migrate import upgrade_to_head
 from db.models import ImportBatch, ImportRow
 from seed.demo import seed_demo
-from tests.e2e.conftest import _COUNT_RUNS, CHROMIUM, CHROMIUM_ARGS, IDLE, start_app_server
+from tests.e2e.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    IDLE,
+    app_socket,
+    run_finished,
+    start_app_server,
+    watch,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 USERS = ["marketer", "manager", "sales1", "sales2", "sales3", "sales4", "admin"]
 ROLE_OF = {"marketer": "marketer", "manager": "manager", "admin": "admin"}
 CONNECTED = "[data-testid='stApp'][data-test-connection-state='CONNECTED']"
-PAGE_TIMEOUT_MS = 300_000  # a page that takes longer counts as an error the user saw
+PAGE_TIMEOUT_MS = int(os.environ.get("LOAD_PAGE_TIMEOUT_MS", 300_000))  # a page that takes longer counts as an error the user saw
 
 
 async def _idle(page) -> None:  # noqa: ANN001
@@ -54,11 +62,9 @@ async def _idle(page) -> None:  # noqa: ANN001
 async def _act(page, action) -> float:  # noqa: ANN001
     """Run ``action`` and wait for the script run it causes; the seconds it took."""
     await _idle(page)
-    await page.evaluate(_COUNT_RUNS)
     started = time.perf_counter()
-    await action()
-    # Polled on a timer: with twenty pages in one browser, animation frames of pages not in front are throttled.
-    await page.wait_for_function("() => window.__leadloopRuns > 0", polling=200)
+    async with app_socket(page).expect_event("framereceived", predicate=run_finished, timeout=PAGE_TIMEOUT_MS):
+        await action()
     await _idle(page)
     return time.perf_counter() - started
 
@@ -74,7 +80,7 @@ async def _problems(page) -> list[str]:  # noqa: ANN001
 async def _user(browser, base: str, username: str, rounds: int, times: list[float],  # noqa: ANN001
                 problems: list[str]) -> None:
     context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
-    page = await context.new_page()
+    page = watch(await context.new_page())
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     await page.goto(base)
     await _idle(page)
@@ -96,7 +102,11 @@ async def _user(browser, base: str, username: str, rounds: int, times: list[floa
             try:
                 times.append(await _act(page, link.click))
             except PlaywrightTimeout:
-                problems.append(f"{username} on {where}: no answer within {PAGE_TIMEOUT_MS // 1000} s")
+                state = await page.evaluate(
+                    "() => [location.href, document.querySelector(\"[data-testid='stApp']\")"
+                    "?.getAttribute('data-test-script-state'), "
+                    "document.querySelector(\"[data-testid='stApp']\")?.getAttribute('data-test-connection-state')]")
+                problems.append(f"{username} on {where}: no answer within {PAGE_TIMEOUT_MS // 1000} s {state}")
                 shot = Path(tempfile.gettempdir()) / f"leadloop-load-{username}-{where}.png"
                 await page.screenshot(path=str(shot))  # what the user was looking at
                 continue

@@ -21,7 +21,7 @@ from db.engine import make_engine  # noqa: E402
 from db.migrate import upgrade_to_head  # noqa: E402
 from db.models import User  # noqa: E402
 from seed.demo import seed_demo  # noqa: E402
-from tests.e2e.conftest import act, launch_chromium, wait_idle  # noqa: E402
+from tests.e2e.conftest import act, launch_chromium, wait_idle, watch  # noqa: E402
 from ui.navigation import PAGES  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
@@ -69,7 +69,7 @@ def main() -> int:
                 for username, key, name, (width, height), lang in SHOTS:
                     locale = "zh-CN" if lang == "zh" else "en-US"
                     context = browser.new_context(viewport={"width": width, "height": height}, locale=locale)
-                    page = context.new_page()
+                    page = watch(context.new_page())
                     page.set_default_timeout(60_000)
                     _login(page, base, username, lang)
                     spec = next(p for p in PAGES if p.key == key)

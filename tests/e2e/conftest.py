@@ -1,7 +1,7 @@
 """Browser tests: ``streamlit run app.py`` on a seeded database, driven by Playwright in Debian's Chromium.
 
 The server and the browser start once per test session. After every action the tests wait for Streamlit's
-own "script finished" marker, as Streamlit's e2e suite does, never for a fixed time. Screenshots go to
+own "script finished" message and then its idle marker, never for a fixed time. Screenshots go to
 ``tests/e2e/artifacts/``.
 """
 
@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from google.protobuf.message import DecodeError
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from db.engine import make_engine
 from seed.demo import seed_demo
@@ -109,7 +111,7 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def page(browser, app_server):  # noqa: ANN001, ANN201
     context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
-    page = context.new_page()
+    page = watch(context.new_page())
     page.set_default_timeout(30_000)
     yield page
     context.close()
@@ -121,28 +123,60 @@ def wait_idle(page) -> None:  # noqa: ANN001
     page.wait_for_selector(IDLE, state="attached")
 
 
-_COUNT_RUNS = """() => {
-  const app = document.querySelector("[data-testid='stApp']");
-  window.__leadloopRuns = 0;
-  if (window.__leadloopObserver) window.__leadloopObserver.disconnect();
-  window.__leadloopObserver = new MutationObserver((records) => {
-    for (const r of records) if (r.oldValue === 'running') window.__leadloopRuns++;
-  });
-  window.__leadloopObserver.observe(app, {attributes: true, attributeOldValue: true,
-                                          attributeFilter: ['data-test-script-state']});
-}"""
+def run_finished(payload: bytes | str) -> bool:
+    """Whether a frame from the server is Streamlit's "script finished" message (not a run cut short by a rerun).
+
+    Read on the wire rather than from ``data-test-script-state``: when the browser is busy, the "running" and
+    "not running" updates can reach React in one batch, the attribute never changes, and a finished run looks
+    like one that never started."""
+    if isinstance(payload, str) or len(payload) > 512:  # the message is a few dozen bytes; deltas are larger
+        return False
+    message = ForwardMsg()
+    try:
+        message.ParseFromString(payload)
+    except DecodeError:
+        return False
+    return (message.WhichOneof("type") == "script_finished"
+            and message.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN)
+
+
+class _Socket:
+    """The page's current websocket to the server (a reconnect replaces it)."""
+
+    def __init__(self, page) -> None:  # noqa: ANN001
+        self.current = None
+        page.on("websocket", self._opened)
+
+    def _opened(self, socket) -> None:  # noqa: ANN001
+        self.current = socket
+
+
+_SOCKETS: dict[object, _Socket] = {}
+
+
+def watch(page):  # noqa: ANN001, ANN201
+    """Follow ``page``'s websocket so ``act`` can wait for script runs; call before the page opens the app."""
+    _SOCKETS[page] = _Socket(page)
+    page.on("close", lambda closed: _SOCKETS.pop(closed, None))
+    return page
+
+
+def app_socket(page):  # noqa: ANN001, ANN201
+    followed = _SOCKETS.get(page)
+    if followed is None or followed.current is None:
+        raise RuntimeError("watch(page) must be called before the page opens the app")
+    return followed.current
 
 
 def act(page, action) -> None:  # noqa: ANN001
     """Do ``action`` (a click, a fill …) and wait until the script run it caused has finished.
 
-    A MutationObserver counts runs that finish after the action, so a fast rerun is never missed and a
-    slow one is never taken for done.
+    The wait is armed before the action, so a fast rerun is never missed, and it ends on the server's "script
+    finished" message, so a slow one is never taken for done.
     """
     wait_idle(page)
-    page.evaluate(_COUNT_RUNS)
-    action()
-    page.wait_for_function("() => window.__leadloopRuns > 0")
+    with app_socket(page).expect_event("framereceived", predicate=run_finished):
+        action()
     wait_idle(page)
 
 

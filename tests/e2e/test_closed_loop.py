@@ -27,7 +27,7 @@ from db.engine import make_engine
 from db.models import Assignment, AssignmentStatus, ImportBatch, Lead, Rule, Stage, Touchpoint, User, Workflow
 from seed.demo import seed_demo
 from tests.conftest import fresh_sqlite_url
-from tests.e2e.conftest import ROOT, act, login, screenshot, serve, wait_idle
+from tests.e2e.conftest import ROOT, act, login, screenshot, serve, wait_idle, watch
 
 COMPANY = "闭环测试智能制造有限公司"
 PHONE_VIEWPORT = {"width": 390, "height": 844}
@@ -58,7 +58,7 @@ def loop_server(loop_url: str) -> Iterator[str]:
 @pytest.fixture
 def desk(browser, loop_server, request):  # noqa: ANN001, ANN201
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
-    page = context.new_page()
+    page = watch(context.new_page())
     page.set_default_timeout(90_000)
     yield page
     report = getattr(request.node, "rep_call", None)
@@ -232,7 +232,7 @@ def test_the_closed_loop_from_import_to_sales_and_reports(desk, browser, loop_se
 
     # The rep, on a phone, accepts the new MQL and sends another back.
     phone_context = browser.new_context(viewport=PHONE_VIEWPORT, locale="zh-CN", is_mobile=True, has_touch=True)
-    phone = phone_context.new_page()
+    phone = watch(phone_context.new_page())
     phone.set_default_timeout(90_000)
     try:
         phone.goto(loop_server)

@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from db.engine import make_engine
 from db.models import Assignment, Lead
-from tests.e2e.conftest import act, screenshot, wait_idle
+from tests.e2e.conftest import act, screenshot, wait_idle, watch
 
 PHONE = {"width": 390, "height": 844}
 
@@ -18,7 +18,7 @@ PHONE = {"width": 390, "height": 844}
 @pytest.fixture
 def phone(browser, app_server):  # noqa: ANN001, ANN201
     context = browser.new_context(viewport=PHONE, locale="zh-CN", is_mobile=True, has_touch=True)
-    page = context.new_page()
+    page = watch(context.new_page())
     page.set_default_timeout(60_000)  # the machine may be busy with other tests
     yield page
     context.close()
