@@ -179,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         if importing.returncode == 0:
             summary = json.loads(outputs[0][0].strip().splitlines()[-1])
         else:
-            problems.append(f"import exited {importing.returncode}: {outputs[0][1].strip()[-300:]}")
+            problems.append(f"import exited {importing.returncode}: {outputs[0][1].strip()[-1000:]}")
         if ticking.returncode != 0:
-            problems.append(f"ticks exited {ticking.returncode}: {outputs[1][1].strip()[-300:]}")
+            problems.append(f"ticks exited {ticking.returncode}: {outputs[1][1].strip()[-1000:]}")
         with Session(engine) as session:
             stored = session.scalar(select(func.count()).select_from(ImportRow).join(
                 ImportBatch, ImportBatch.id == ImportRow.batch_id).where(ImportBatch.filename == csv_path.name))

@@ -35,9 +35,11 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from core.clock import utcnow
+from db.busy import is_busy, write_later
 from db.models import (
     Enrollment,
     EnrollmentStatus,
@@ -159,28 +161,65 @@ def release_lease(*, session: Session, holder: str, now: datetime) -> None:
 
 
 def run_job(name: str, *, engine: Engine, holder: str, now: datetime | None = None,
-            need_lease: bool = True) -> JobRun | None:
-    """Run one job if this process leads (or ``need_lease`` is False) and record it; None when not the leader."""
+            need_lease: bool = True, patience: float = 0.0) -> JobRun | None:
+    """Run one job if this process leads (or ``need_lease`` is False) and record it; None when not the leader.
+
+    On SQLite a large import holds the one write lock for as long as its transaction runs. A job that finds the
+    database busy is rolled back (it claims its work atomically, so nothing was half done) and tried again
+    every few seconds for up to ``patience`` seconds; the scheduler passes none, since its next beat is the
+    retry, and ``python -m core tick`` waits. A job still busy after that is reported, and recorded once the
+    lock is free."""
     job = next(j for j in JOBS if j.name == name)
     now = now or utcnow()
+    deadline = time.monotonic() + patience
     with Session(engine, expire_on_commit=False) as session:
-        if need_lease and not acquire_lease(session=session, holder=holder, now=now):
+        try:
+            leading = not need_lease or acquire_lease(session=session, holder=holder, now=now)
+        except OperationalError as error:  # busy: as if another process led this beat
+            session.rollback()
+            if not is_busy(error):
+                raise
+            leading = False
+        if not leading:
             return None
         started = utcnow()
         record = JobRun(job=name, holder=holder[:128], started_at=now)
-        try:
-            summary = job.run(session, now)
-            session.commit()
-            record.ok, record.summary = True, _jsonable(summary)
-        except Exception as error:  # noqa: BLE001 - a failing job is recorded and the heartbeat goes on
-            session.rollback()
-            record.ok = False
-            record.error = f"{type(error).__name__}: {error}"[:2000]
-            log.error("job %s failed: %s", name, traceback.format_exc())
+        while True:
+            try:
+                summary = job.run(session, now)
+                session.commit()
+                record.ok, record.summary = True, _jsonable(summary)
+            except Exception as error:  # noqa: BLE001 - a failing job is recorded and the heartbeat goes on
+                session.rollback()
+                if is_busy(error) and time.monotonic() < deadline:
+                    time.sleep(_BUSY_PAUSE)
+                    continue
+                record.ok = False
+                record.error = f"{type(error).__name__}: {error}"[:2000]
+                if is_busy(error):
+                    log.warning("job %s found the database busy (a large write is running); it runs again at the "
+                                "next beat", name)
+                else:
+                    log.error("job %s failed: %s", name, traceback.format_exc())
+            break
         record.finished_at = now + (utcnow() - started)
-        session.add(record)
-        session.commit()
-        return record
+        kept = JobRun(**record.model_dump(exclude={"id"}))
+        while True:
+            try:
+                session.add(record)
+                session.commit()
+            except OperationalError as error:
+                session.rollback()
+                if not is_busy(error):
+                    raise
+                if time.monotonic() < deadline:
+                    time.sleep(_BUSY_PAUSE)
+                    continue
+                write_later(engine, lambda later: later.add(kept), what=f"the record of job {name}")
+            return record
+
+
+_BUSY_PAUSE = 2.0  # seconds between tries of a job that found SQLite busy
 
 
 def _jsonable(value: Any) -> Any:

@@ -49,6 +49,7 @@ from sqlmodel import Session
 
 from core.rules import RuleSyntaxError, lead_condition, lead_facts, parse, predicate, rule_ast, to_sql
 from core.settings import get_setting
+from db.bulk import among, keys_table
 from db.engine import FOREIGN_KEYS_OFF, use_bulk_cache
 from db.models import (
     Campaign,
@@ -65,7 +66,7 @@ from db.models import (
 )
 
 DEFAULT_GRADE_BANDS = {"A": 60.0, "B": 40.0, "C": 20.0}
-CHUNK = 20_000  # leads per incremental pass (keeps IN lists within every database's parameter limit)
+IN_LIST = 2_000  # up to this many leads, statements list them; beyond, they read them from a temporary table
 _US_PER_DAY = 86_400 * 1_000_000
 _EVENT_COLUMNS = ["lead_id", "component", "rule_id", "rule_version", "touchpoint_id", "points", "kind", "reason",
                   "occurred_at", "created_at"]
@@ -132,8 +133,21 @@ def _raw_time(column: Any) -> Any:
     return type_coerce(column, String)
 
 
+class _KeyedIds(list[int]):
+    """Lead ids that also sit in a temporary key table: every statement of the pass reads "is one of these" from
+    the table instead of compiling tens of thousands of parameters again."""
+
+    def __init__(self, ids: list[int], table: Any) -> None:
+        super().__init__(ids)
+        self.table = table
+
+
 def _scope(column: Any, ids: list[int] | None) -> ColumnElement[bool]:
-    return true() if ids is None else column.in_(ids)
+    if ids is None:
+        return true()
+    if isinstance(ids, _KeyedIds):
+        return column.in_(select(ids.table.c.key))
+    return column.in_(ids)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -187,9 +201,11 @@ def rescore(*, session: Session, now: datetime, lead_ids: Iterable[int] | None =
         report = ScoreReport(full=False)
         if len(ids) <= FEW:
             _rescore_few(session, now, ids, report)
-        else:
-            for start in range(0, len(ids), CHUNK):
-                _rescore(session, now, ids[start:start + CHUNK], report)
+        elif len(ids) <= IN_LIST:
+            _rescore(session, now, ids, report)
+        else:  # an import's tens of thousands of leads: one pass, the ids in a temporary table
+            with keys_table(session, ids, name="rescored") as table:
+                _rescore(session, now, _KeyedIds(ids, table), report)
     report.crossed_mql = sorted(set(report.crossed_mql))
     report.seconds = time.perf_counter() - started
     return report
@@ -585,13 +601,9 @@ def _touchpoint_times(session: Session, tps: np.ndarray) -> np.ndarray:
     out = np.empty(len(tps), dtype=object)
     if not len(tps):
         return out
-    unique = np.unique(tps)
-    found = []
-    for start in range(0, len(unique), CHUNK):
-        chunk = unique[start:start + CHUNK].tolist()
-        found.append(_fetch(session, select(Touchpoint.id, _raw_time(Touchpoint.occurred_at))
-                            .where(Touchpoint.id.in_(chunk)), [("tp", "i8"), ("at", "O")]))
-    times = np.concatenate(found)
+    with among(session, Touchpoint.id, np.unique(tps).tolist(), small=IN_LIST, name="touch_times") as wanted:
+        times = _fetch(session, select(Touchpoint.id, _raw_time(Touchpoint.occurred_at)).where(wanted),
+                       [("tp", "i8"), ("at", "O")])
     times = times[np.argsort(times["tp"], kind="stable")]
     out[:] = times["at"][np.searchsorted(times["tp"], tps)]
     return out

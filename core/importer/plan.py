@@ -208,9 +208,11 @@ def _reason_lists(flags: dict[str, pd.Series], n: int) -> list[list[str]]:
 
 
 def _lengths(values: np.ndarray) -> np.ndarray:
-    """Text length of each cell (0 where empty)."""
-    return np.fromiter((0 if v is None else len(v) if type(v) is str else len(str(v)) for v in values),
-                       dtype=np.int64, count=len(values))
+    """Text length of each cell (0 where empty), measured once per distinct value."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    lengths = np.fromiter((len(v) if type(v) is str else len(str(v)) for v in uniques), dtype=np.int64,
+                          count=len(uniques))
+    return np.where(codes >= 0, lengths[np.maximum(codes, 0)] if len(lengths) else 0, 0)
 
 
 def _durations(values: pd.Series) -> pd.Series:

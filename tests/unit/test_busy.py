@@ -72,3 +72,56 @@ def test_a_write_refused_by_the_lock_is_recognised_as_busy(sqlite_engine):
         holder.execute("ROLLBACK")
         holder.close()
     assert not is_busy(OperationalError("SELECT 1", {}, Exception("no such table: x")))
+
+
+def _impatient(engine):  # noqa: ANN001, ANN202
+    """The same database file, with writes that give up on the lock after 0.2 s instead of 30 s."""
+    from sqlalchemy import event
+
+    from db.engine import make_engine
+
+    impatient = make_engine(str(engine.url))
+    event.listen(impatient, "connect", lambda connection, _: connection.execute("PRAGMA busy_timeout=200"))
+    return impatient
+
+
+def test_a_tick_waits_for_the_writer_ahead_then_runs(sqlite_engine):
+    import threading
+
+    from core.scheduler import run_job
+    from db.models import JobRun
+
+    engine = _impatient(sqlite_engine)
+    holder = _hold_write_lock(sqlite_engine)
+    records = []
+    tick = threading.Thread(target=lambda: records.append(
+        run_job("workflow_tick", engine=engine, holder="cli:test", need_lease=False, patience=60)))
+    tick.start()
+    time.sleep(1.0)
+    assert tick.is_alive()  # still waiting for the lock
+    holder.execute("COMMIT")
+    holder.close()
+    tick.join(timeout=60)
+    assert records and records[0].ok, records and records[0].error
+    with Session(sqlite_engine) as session:
+        assert session.exec(select(JobRun).where(JobRun.job == "workflow_tick", JobRun.ok)).first() is not None
+    engine.dispose()
+
+
+def test_a_beat_that_finds_the_database_busy_does_not_wait_and_is_recorded_later(sqlite_engine):
+    from core.scheduler import run_job
+    from db.models import JobRun
+
+    engine = _impatient(sqlite_engine)
+    holder = _hold_write_lock(sqlite_engine)
+    try:
+        started = time.monotonic()
+        record = run_job("workflow_tick", engine=engine, holder="cli:test", need_lease=False)
+        assert record is not None and time.monotonic() - started < 5  # nothing to do: no write was needed
+        # The scheduler's own beat: the lease cannot be taken either, which is "not leading this beat".
+        assert run_job("workflow_tick", engine=engine, holder="h1") is None
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    assert _wait_for(sqlite_engine, lambda s: s.exec(select(JobRun).where(JobRun.job == "workflow_tick")).first())
+    engine.dispose()
