@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
 from sqlmodel import Session
 
 from core import accounts, dedup, lifecycle, scoring
@@ -32,19 +33,22 @@ class PipelineReport:
 
 
 def after_leads_written(*, session: Session, lead_ids: Iterable[int], now: datetime, actor: Actor = SYSTEM,
-                        check_duplicates: bool = True, compare_ids: Iterable[int] | None = None) -> PipelineReport:
+                        check_duplicates: bool = True, compare_ids: Iterable[int] | None = None,
+                        found_pairs: pd.DataFrame | None = None) -> PipelineReport:
     """Run the post-write chain for ``lead_ids`` (new or changed leads) in the caller's transaction.
 
     ``compare_ids``: the leads among them to compare with the base for duplicates (default: all). A writer that
     knows which leads got values dedup compares — the new ones, and existing ones whose name, contacts or company
-    it filled — passes those: a lead whose compared values did not change has no pair it did not have before."""
+    it filled — passes those: a lead whose compared values did not change has no pair it did not have before.
+    ``found_pairs``: those leads' pairs when they were already found (an import's helper process), else None."""
     ids = sorted({int(i) for i in lead_ids})
     report = PipelineReport()
     if not ids:
         return report
     if check_duplicates:
         compared = ids if compare_ids is None else sorted({int(i) for i in compare_ids})
-        report.dedup = dedup.check_new_leads(session=session, lead_ids=compared, now=now, actor=actor)
+        report.dedup = dedup.check_new_leads(session=session, lead_ids=compared, now=now, actor=actor,
+                                             found=found_pairs)
     built = accounts.assign_accounts(session=session, lead_ids=ids, now=now)
     report.accounts = dict(vars(built))
     # Scores before the MQL hand-off: the leads just written are rescored (incrementally) and those that crossed

@@ -28,6 +28,7 @@ from core.dedup.merge import merge
 from core.dedup.thresholds import thresholds
 from core.errors import NotFound, ValidationError
 from core.lifecycle import stage_rank
+from db.bulk import among
 from db.models import CandidateStatus, DuplicateCandidate, Lead, LeadStatus, Touchpoint, User
 
 PAIR_FIELDS = ("name", "company", "phone", "email", "title", "city", "stage", "owner_id")
@@ -170,20 +171,39 @@ def _flag_followups(session: Session, frame: pd.DataFrame, pairs: pd.DataFrame, 
 
 
 def check_new_leads(*, session: Session, lead_ids: Iterable[int], now: datetime,
-                    actor: Actor = SYSTEM) -> dict[str, int]:
+                    actor: Actor = SYSTEM, found: pd.DataFrame | None = None) -> dict[str, int]:
     """After an import: compare the new leads with the whole base (and with each other), merge certain
-    matches, queue likely ones, flag new leads already followed by sales. Returns counts."""
+    matches, queue likely ones, flag new leads already followed by sales. Returns counts.
+
+    ``found``: the pairs, when a helper process already compared these leads with the base as the batch left it
+    (``core.dedup.search``); pairs whose lead is no longer valid (merged by someone meanwhile) are dropped."""
     require(actor, "import")
     ids = sorted({int(i) for i in lead_ids})
     if not ids:
         return {"pairs": 0, "merged": 0, "queued": 0, "flagged": 0}
     _, review = thresholds(session)
-    frame = lead_frame(session)
-    pairs = find_duplicates(frame, only=ids, min_score=review) if len(frame) > 1 else pd.DataFrame(
-        columns=["left", "right", "score", "reasons"])
+    if found is not None:
+        pairs = _still_valid(session, found)
+    else:
+        frame = lead_frame(session)
+        pairs = find_duplicates(frame, only=ids, min_score=review) if len(frame) > 1 else pd.DataFrame(
+            columns=["left", "right", "score", "reasons"])
     summary = process_pairs(session=session, pairs=pairs, now=now, actor=actor, new_ids=ids)
     summary["compared"] = int(pairs.attrs.get("candidate_pairs", 0))
     return summary
+
+
+def _still_valid(session: Session, pairs: pd.DataFrame) -> pd.DataFrame:
+    """The pairs both of whose leads are valid now (one statement)."""
+    if pairs.empty:
+        return pairs
+    ids = pd.concat([pairs["left"], pairs["right"]]).astype("int64").unique().tolist()
+    with among(session, Lead.id, ids, name="pair_leads") as wanted:
+        valid = set(session.scalars(select(Lead.id).where(wanted, Lead.status == LeadStatus.VALID)))
+    keep = pairs["left"].astype("int64").isin(valid) & pairs["right"].astype("int64").isin(valid)
+    kept = pairs[keep.to_numpy()]
+    kept.attrs = dict(pairs.attrs)
+    return kept
 
 
 def scan_all(*, session: Session, now: datetime, actor: Actor = SYSTEM) -> dict[str, int]:

@@ -20,6 +20,8 @@ from sqlmodel import Session, SQLModel
 from core import audit
 from core.auth import Actor, require
 from core.dedup.queue import FRAME_COLUMNS
+from core.dedup.search import PairSearch
+from core.dedup.thresholds import thresholds
 from core.errors import ConcurrentUpdate, FileFormatError, NotFound, ValidationError
 from core.export import to_csv_bytes
 from core.i18n import t
@@ -41,6 +43,7 @@ from db.models import (
     ImportRow,
     ImportStatus,
     Lead,
+    LeadStatus,
     MergeRecord,
     Message,
     Opportunity,
@@ -325,7 +328,9 @@ def _column(frame: pd.DataFrame, name: str, convert: Callable[[Any], Any] | None
     return [None if v is None else convert(v) for v in values]
 
 
-def _insert_leads(session: Session, plan: Plan, *, batch_id: int, channel_id: int, now: datetime) -> dict[int, int]:
+def _new_lead_columns(session: Session, plan: Plan, *, batch_id: int, channel_id: int,
+                      now: datetime) -> dict[str, list[Any]]:
+    """The rows the batch's new leads are written as, column by column (ids taken now)."""
     new = plan.groups[plan.groups["is_new"].astype(bool)]
     if new.empty:
         return {}
@@ -348,8 +353,15 @@ def _insert_leads(session: Session, plan: Plan, *, batch_id: int, channel_id: in
         "version": [1] * n, "is_customer": [False] * n, "fit_score": [0.0] * n, "engagement_score": [0.0] * n,
         "unsubscribed": [False] * n, "is_demo": [False] * n,
     })
-    insert_many(session, _LEAD, columns)
-    return dict(zip((int(g) for g in new.index), ids, strict=True))
+    return columns
+
+
+def _created(plan: Plan, columns: dict[str, list[Any]]) -> dict[int, int]:
+    """Group → id of each new lead."""
+    if not columns:
+        return {}
+    new = plan.groups[plan.groups["is_new"].astype(bool)]
+    return dict(zip((int(g) for g in new.index), columns["id"], strict=True))
 
 
 _DERIVED = ("name_key", "company_key", "search_text")
@@ -359,16 +371,26 @@ _DEDUP_FIELDS = frozenset(LEAD_FIELDS) & frozenset(FRAME_COLUMNS)
 _CHAIN_COLUMNS = ("fit_score", "engagement_score", "grade", "scored_at", "stage", "stage_changed_at")
 
 
-def _update_leads(session: Session, fills: list[dict[str, Any]], now: datetime) -> dict[int, dict[str, Any]]:
-    """Fill empty fields of matched leads (never overwrite, never with an empty value); returns, per group, the
-    ``before`` snapshot that undo restores."""
+@dataclass
+class _LeadUpdates:
+    """What the batch changes on matched leads: the undo snapshots per group, the UPDATEs to run (leads grouped by
+    the columns they get) and each changed lead's new values."""
+
+    snapshots: dict[int, dict[str, Any]]
+    by_columns: dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
+    after: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+def _lead_updates(fills: list[dict[str, Any]]) -> _LeadUpdates:
+    """Fill empty fields of matched leads (never overwrite, never with an empty value), with the ``before``
+    snapshot that undo restores."""
     # Every matched lead keeps what the chain may change, so undo can put scores and stage back.
-    snapshots: dict[int, dict[str, Any]] = {
+    updates = _LeadUpdates(snapshots={
         f["group"]: {"_chain": {name: _jsonable(f["old"][name]) for name in _CHAIN_COLUMNS},
-                     "_owner_id": _jsonable(f["old"]["owner_id"])} for f in fills}
+                     "_owner_id": _jsonable(f["old"]["owner_id"])} for f in fills})
     changed = [f for f in fills if f["changes"] or f["added_attributes"]]
     if not changed:
-        return snapshots
+        return updates
     # The derived keys depend on name, phone, email, company and WeChat id only: recomputed where one changed.
     key_fields = ("name", "phone", "email", "company", "wechat_id")
     rekey = [f for f in changed if any(name in f["changes"] for name in key_fields)]
@@ -376,8 +398,6 @@ def _update_leads(session: Session, fills: list[dict[str, Any]], now: datetime) 
     computed = lead_keys(pd.DataFrame(merged, columns=list(key_fields))).to_dict("records") if merged else []
     new_keys = {id(f): k for f, k in zip(rekey, computed, strict=True)}
     keys = [new_keys.get(id(f), {name: f["old"][name] for name in _DERIVED}) for f in changed]
-    # Leads grouped by the columns they get, so each UPDATE sets only those (and touches only their indexes).
-    by_columns: dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]] = {}
     for f, key_row in zip(changed, keys, strict=True):
         old = f["old"]
         new_values = dict(f["changes"])
@@ -393,14 +413,41 @@ def _update_leads(session: Session, fills: list[dict[str, Any]], now: datetime) 
         after = {name: _jsonable(new_values[name]) for name in before}
         before["_after"] = after
         before["_updated_at"] = _jsonable(old["updated_at"])
-        snapshots[f["group"]].update(before)
-        by_columns.setdefault(tuple(new_values), []).append((f["lead_id"], new_values))
-    for names, leads in by_columns.items():
+        updates.snapshots[f["group"]].update(before)
+        updates.by_columns.setdefault(tuple(new_values), []).append((f["lead_id"], new_values))
+        updates.after[f["lead_id"]] = new_values
+    return updates
+
+
+def _write_updates(session: Session, updates: _LeadUpdates, now: datetime) -> None:
+    for names, leads in updates.by_columns.items():
         columns: dict[str, list[Any]] = {"id": [lead_id for lead_id, _ in leads]}
         for name in names:
             columns[name] = [_py(values[name]) for _, values in leads]
         update_from(session, _LEAD, columns, also={"updated_at": now, "version": _LEAD.c.version + 1})
-    return snapshots
+
+
+_COMPARED = [c for c in FRAME_COLUMNS if c != "id"]
+
+
+def _compared_rows(columns: dict[str, list[Any]], fills: list[dict[str, Any]], updates: _LeadUpdates,
+                   compare: set[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The compared columns of the new valid leads and of the matched leads to compare, as the batch writes
+    them (indexed by lead id): what the helper process compares with the base."""
+    if columns:
+        valid = np.asarray([status == LeadStatus.VALID for status in columns["status"]], dtype=bool)
+        new = pd.DataFrame({c: np.asarray(columns[c], dtype=object)[valid] for c in _COMPARED},
+                           index=pd.Index(np.asarray(columns["id"], dtype=np.int64)[valid], name="id"))
+    else:
+        new = pd.DataFrame({c: [] for c in _COMPARED}, index=pd.Index([], dtype=np.int64, name="id"))
+    records, ids = [], []
+    for f in fills:
+        if f["lead_id"] in compare:
+            after = updates.after.get(f["lead_id"], {})
+            records.append([after[c] if c in after else f["old"][c] for c in _COMPARED])
+            ids.append(f["lead_id"])
+    changed = pd.DataFrame(records, columns=_COMPARED, index=pd.Index(ids, dtype=np.int64, name="id"), dtype=object)
+    return new, changed
 
 
 def _py(value: Any) -> Any:
@@ -523,6 +570,7 @@ def run_import(*, session: Session, actor: Actor, data: bytes, filename: str, ch
         return summary
     # The batch writes tens of thousands of rows into tables with a dozen indexes each.
     use_bulk_cache(session)
+    search = PairSearch.start(session.get_bind().engine, min_score=thresholds(session)[1], rows=len(table.frame))
     try:
         batch = ImportBatch(channel_id=channel_id, campaign_id=campaign_id, filename=filename[:256],
                             content_hash=digest, kind=plan.kind, encoding=table.encoding, mapping=chosen,
@@ -532,16 +580,26 @@ def run_import(*, session: Session, actor: Actor, data: bytes, filename: str, ch
         session.flush()
         assert batch.id is not None
         _step(progress, 0.35, "leads")
-        created = _insert_leads(session, plan, batch_id=batch.id, channel_id=channel_id, now=now)
+        columns = _new_lead_columns(session, plan, batch_id=batch.id, channel_id=channel_id, now=now)
+        created = _created(plan, columns)
+        updates = _lead_updates(fills)
+        # Dedup compares the new leads, and the matched ones whose compared values the batch filled, with the base.
+        compare = set(created.values()) | {f["lead_id"] for f in fills if _DEDUP_FIELDS.intersection(f["changes"])}
+        if search is not None:
+            new_rows, changed_rows = _compared_rows(columns, fills, updates, compare)
+            if not search.send(new=new_rows, changed=changed_rows, only=sorted(compare)):
+                search = None
+        if columns:
+            insert_many(session, _LEAD, columns)
+        _write_updates(session, updates, now)
         lead_of_group = dict(created)
-        snapshots = _update_leads(session, fills, now)
         for f in fills:
             lead_of_group[f["group"]] = f["lead_id"]
         _step(progress, 0.55, "touchpoints")
         summary.touchpoints, summary.touchpoints_known = _insert_touches(
             session, plan, lead_of_group, batch_id=batch.id, channel_id=channel_id, now=now)
         _step(progress, 0.7, "rows")
-        _insert_rows(session, plan, table, lead_of_group, snapshots, batch.id)
+        _insert_rows(session, plan, table, lead_of_group, updates.snapshots, batch.id)
         counts.update(touchpoints=summary.touchpoints, touchpoints_known=summary.touchpoints_known)
         batch.counts = counts
         channel.import_mapping = {c: f for c, f in chosen.items() if f is not None}
@@ -550,10 +608,10 @@ def run_import(*, session: Session, actor: Actor, data: bytes, filename: str, ch
         _step(progress, 0.8, "pipeline")
         from core.pipeline import after_leads_written
 
+        found = search.result() if search is not None else None
         touched = sorted(set(lead_of_group.values()))
-        # Dedup compares the new leads, and the matched ones whose compared values the batch filled, with the base.
-        compare = set(created.values()) | {f["lead_id"] for f in fills if _DEDUP_FIELDS.intersection(f["changes"])}
-        after_leads_written(session=session, lead_ids=touched, now=now, actor=actor, compare_ids=compare)
+        after_leads_written(session=session, lead_ids=touched, now=now, actor=actor, compare_ids=compare,
+                            found_pairs=found)
         audit.record(session, actor_id=actor.id or None, action="import.run", entity="importbatch",
                      entity_id=batch.id, detail={"filename": filename, "channel_id": channel_id,
                                                  "campaign_id": campaign_id, "counts": counts, "forced": force},
@@ -562,6 +620,9 @@ def run_import(*, session: Session, actor: Actor, data: bytes, filename: str, ch
     except DBAPIError as error:
         raise ValidationError(f"The import failed and nothing was saved: {error.orig}", key="import.failed",
                               detail=str(error.orig)[:200]) from error
+    finally:
+        if search is not None:
+            search.stop()
     summary.batch_id = batch.id
     _step(progress, 1.0, "done")
     return summary
