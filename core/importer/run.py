@@ -556,76 +556,79 @@ def run_import(*, session: Session, actor: Actor, data: bytes, filename: str, ch
     if previous is not None and not force:
         return ImportSummary(batch_id=previous, kind="leads", rows=len(table.frame), already_imported=True,
                              dry_run=dry_run)
-    _step(progress, 0.15, "check")
-    plan, chosen = _plan(session, table, channel=channel, campaign_id=campaign_id, mapping=mapping, now=now,
-                         digest=digest, lang=actor.language)
-    fills = _fills(plan, _existing_rows(session, [int(i) for i in plan.groups["existing_id"].dropna()]))
-    counts = dict(plan.counts)
-    counts["owned_by_sales"] = sum(1 for f in fills if f["owned"])
-    counts["changed"] = sum(1 for f in fills if f["changes"] or f["added_attributes"])
-    report = problem_report(plan.problems, actor.language)
-    summary = ImportSummary(batch_id=None, kind=plan.kind, dry_run=dry_run, problem_report=report,
-                            **{k: v for k, v in counts.items() if k in ImportSummary.__dataclass_fields__})
-    if dry_run:
-        return summary
-    # The batch writes tens of thousands of rows into tables with a dozen indexes each.
-    use_bulk_cache(session)
-    search = PairSearch.start(session.get_bind().engine, min_score=thresholds(session)[1], rows=len(table.frame))
+    # A large batch is compared with the base by a helper process, which reads the base while the file is planned.
+    search = None if dry_run else PairSearch.start(session.get_bind().engine, min_score=thresholds(session)[1],
+                                                   rows=len(table.frame))
     try:
-        batch = ImportBatch(channel_id=channel_id, campaign_id=campaign_id, filename=filename[:256],
-                            content_hash=digest, kind=plan.kind, encoding=table.encoding, mapping=chosen,
-                            status=ImportStatus.COMMITTED, row_count=len(table.frame), counts={},
-                            created_by_id=actor.id or None, created_at=now)
-        session.add(batch)
-        session.flush()
-        assert batch.id is not None
-        _step(progress, 0.35, "leads")
-        columns = _new_lead_columns(session, plan, batch_id=batch.id, channel_id=channel_id, now=now)
-        created = _created(plan, columns)
-        updates = _lead_updates(fills)
-        # Dedup compares the new leads, and the matched ones whose compared values the batch filled, with the base.
-        compare = set(created.values()) | {f["lead_id"] for f in fills if _DEDUP_FIELDS.intersection(f["changes"])}
-        if search is not None:
-            new_rows, changed_rows = _compared_rows(columns, fills, updates, compare)
-            if not search.send(new=new_rows, changed=changed_rows, only=sorted(compare)):
-                search = None
-        if columns:
-            insert_many(session, _LEAD, columns)
-        _write_updates(session, updates, now)
-        lead_of_group = dict(created)
-        for f in fills:
-            lead_of_group[f["group"]] = f["lead_id"]
-        _step(progress, 0.55, "touchpoints")
-        summary.touchpoints, summary.touchpoints_known = _insert_touches(
-            session, plan, lead_of_group, batch_id=batch.id, channel_id=channel_id, now=now)
-        _step(progress, 0.7, "rows")
-        _insert_rows(session, plan, table, lead_of_group, updates.snapshots, batch.id)
-        counts.update(touchpoints=summary.touchpoints, touchpoints_known=summary.touchpoints_known)
-        batch.counts = counts
-        channel.import_mapping = {c: f for c, f in chosen.items() if f is not None}
-        session.add(channel)
-        session.flush()
-        _step(progress, 0.8, "pipeline")
-        from core.pipeline import after_leads_written
+        _step(progress, 0.15, "check")
+        plan, chosen = _plan(session, table, channel=channel, campaign_id=campaign_id, mapping=mapping, now=now,
+                             digest=digest, lang=actor.language)
+        fills = _fills(plan, _existing_rows(session, [int(i) for i in plan.groups["existing_id"].dropna()]))
+        counts = dict(plan.counts)
+        counts["owned_by_sales"] = sum(1 for f in fills if f["owned"])
+        counts["changed"] = sum(1 for f in fills if f["changes"] or f["added_attributes"])
+        report = problem_report(plan.problems, actor.language)
+        summary = ImportSummary(batch_id=None, kind=plan.kind, dry_run=dry_run, problem_report=report,
+                                **{k: v for k, v in counts.items() if k in ImportSummary.__dataclass_fields__})
+        if dry_run:
+            return summary
+        # The batch writes tens of thousands of rows into tables with a dozen indexes each.
+        use_bulk_cache(session)
+        try:
+            batch = ImportBatch(channel_id=channel_id, campaign_id=campaign_id, filename=filename[:256],
+                                content_hash=digest, kind=plan.kind, encoding=table.encoding, mapping=chosen,
+                                status=ImportStatus.COMMITTED, row_count=len(table.frame), counts={},
+                                created_by_id=actor.id or None, created_at=now)
+            session.add(batch)
+            session.flush()
+            assert batch.id is not None
+            _step(progress, 0.35, "leads")
+            columns = _new_lead_columns(session, plan, batch_id=batch.id, channel_id=channel_id, now=now)
+            created = _created(plan, columns)
+            updates = _lead_updates(fills)
+            # Dedup compares the new leads, and the matched ones whose compared values the batch filled, with the base.
+            compare = set(created.values()) | {f["lead_id"] for f in fills if _DEDUP_FIELDS.intersection(f["changes"])}
+            if search is not None:
+                new_rows, changed_rows = _compared_rows(columns, fills, updates, compare)
+                if not search.send(new=new_rows, changed=changed_rows, only=sorted(compare)):
+                    search = None
+            if columns:
+                insert_many(session, _LEAD, columns)
+            _write_updates(session, updates, now)
+            lead_of_group = dict(created)
+            for f in fills:
+                lead_of_group[f["group"]] = f["lead_id"]
+            _step(progress, 0.55, "touchpoints")
+            summary.touchpoints, summary.touchpoints_known = _insert_touches(
+                session, plan, lead_of_group, batch_id=batch.id, channel_id=channel_id, now=now)
+            _step(progress, 0.7, "rows")
+            _insert_rows(session, plan, table, lead_of_group, updates.snapshots, batch.id)
+            counts.update(touchpoints=summary.touchpoints, touchpoints_known=summary.touchpoints_known)
+            batch.counts = counts
+            channel.import_mapping = {c: f for c, f in chosen.items() if f is not None}
+            session.add(channel)
+            session.flush()
+            _step(progress, 0.8, "pipeline")
+            from core.pipeline import after_leads_written
 
-        found = search.result() if search is not None else None
-        touched = sorted(set(lead_of_group.values()))
-        after_leads_written(session=session, lead_ids=touched, now=now, actor=actor, compare_ids=compare,
-                            found_pairs=found)
-        audit.record(session, actor_id=actor.id or None, action="import.run", entity="importbatch",
-                     entity_id=batch.id, detail={"filename": filename, "channel_id": channel_id,
-                                                 "campaign_id": campaign_id, "counts": counts, "forced": force},
-                     now=now)
-        session.flush()
-    except DBAPIError as error:
-        raise ValidationError(f"The import failed and nothing was saved: {error.orig}", key="import.failed",
-                              detail=str(error.orig)[:200]) from error
+            found = search.result() if search is not None else None
+            touched = sorted(set(lead_of_group.values()))
+            after_leads_written(session=session, lead_ids=touched, now=now, actor=actor, compare_ids=compare,
+                                found_pairs=found)
+            audit.record(session, actor_id=actor.id or None, action="import.run", entity="importbatch",
+                         entity_id=batch.id, detail={"filename": filename, "channel_id": channel_id,
+                                                     "campaign_id": campaign_id, "counts": counts, "forced": force},
+                         now=now)
+            session.flush()
+        except DBAPIError as error:
+            raise ValidationError(f"The import failed and nothing was saved: {error.orig}", key="import.failed",
+                                  detail=str(error.orig)[:200]) from error
+        summary.batch_id = batch.id
+        _step(progress, 1.0, "done")
+        return summary
     finally:
         if search is not None:
             search.stop()
-    summary.batch_id = batch.id
-    _step(progress, 1.0, "done")
-    return summary
 
 
 # ---------------------------------------------------------------------------------------------------------------
