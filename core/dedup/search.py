@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlmodel import Session
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,13 @@ def _shareable(engine: Engine) -> bool:
         return True
     database = url.database or ""
     return bool(database) and database != ":memory:" and "mode=memory" not in str(url)
+
+
+def _absolute(url: URL) -> URL:
+    """The URL with a relative SQLite path made absolute: the helper runs in another working directory."""
+    if url.get_backend_name() == "sqlite" and url.database and not os.path.isabs(url.database):
+        return url.set(database=os.path.abspath(url.database))
+    return url
 
 
 class PairSearch:
@@ -66,8 +73,8 @@ class PairSearch:
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             assert process.stdin is not None
             # The address goes through the pipe, not the command line, where other users could read a password.
-            pickle.dump({"url": engine.url.render_as_string(hide_password=False), "min_score": float(min_score)},
-                        process.stdin)
+            pickle.dump({"url": _absolute(engine.url).render_as_string(hide_password=False),
+                         "min_score": float(min_score)}, process.stdin)
             process.stdin.flush()
         except (OSError, ValueError) as error:
             log.warning("comparing the import in process: the helper did not start (%s)", error)
@@ -151,6 +158,10 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     from db.engine import make_engine
 
     head: dict[str, Any] = pickle.load(stdin)
+    url = make_url(head["url"])
+    if url.get_backend_name() == "sqlite" and not os.path.exists(url.database or ""):
+        # Never compare against a database that opening it would create empty: the import compares in process.
+        raise SystemExit(f"no database file at {url.database}")
     engine = make_engine(head["url"])
     try:
         with Session(engine) as session:

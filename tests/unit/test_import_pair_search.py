@@ -113,3 +113,19 @@ def test_the_batch_frame_is_the_base_as_the_batch_leaves_it():
     assert list(frame.index) == [1, 2, 5, 7]
     assert frame.loc[2, "phone"] == "22" and frame.loc[7, "name"] == "丁"
     assert list(frame.columns) == columns
+
+
+def test_the_helper_opens_the_same_file_and_never_creates_one(tmp_path, monkeypatch):
+    import io
+    import pickle
+
+    from sqlalchemy.engine import make_url
+
+    monkeypatch.chdir(tmp_path)
+    # A relative SQLite path is made absolute for the helper, which runs in the project's directory.
+    assert search._absolute(make_url("sqlite:///data/leads.db")).database == str(tmp_path / "data" / "leads.db")
+    # A database file that does not exist is not created empty (and compared against): the helper stops.
+    request = io.BytesIO(pickle.dumps({"url": f"sqlite:///{tmp_path / 'missing.db'}", "min_score": 0.6}))
+    with pytest.raises(SystemExit):
+        search._serve(request, io.BytesIO())
+    assert not (tmp_path / "missing.db").exists()
