@@ -80,6 +80,7 @@ def main() -> int:
                         act(page, lambda link=link: link.click())
                         if width < 600:
                             page.locator("[data-testid='stSidebarCollapseButton'] button").click()
+                    page.mouse.move(width // 2, 5)  # no link left in its hover state by the last click
                     page.wait_for_timeout(1500)  # let charts and grids paint
                     path = OUT / f"{name}.png"
                     page.screenshot(path=str(path), full_page=False)
