@@ -156,6 +156,19 @@ def _plan(session: Session, table: RawTable, *, channel: Channel, campaign_id: i
     return plan, chosen
 
 
+def _checked(session: Session, table: RawTable, *, channel: Channel, campaign_id: int | None,
+             mapping: dict[str, str | None] | None, now: datetime, digest: str,
+             lang: str) -> tuple[Plan, dict, list[dict[str, Any]], dict[str, int]]:
+    """The plan, the mapping used, what the batch fills on matched leads, and the counts the user sees."""
+    plan, chosen = _plan(session, table, channel=channel, campaign_id=campaign_id, mapping=mapping, now=now,
+                         digest=digest, lang=lang)
+    fills = _fills(plan, _existing_rows(session, [int(i) for i in plan.groups["existing_id"].dropna()]))
+    counts = dict(plan.counts)
+    counts["owned_by_sales"] = sum(1 for f in fills if f["owned"])
+    counts["changed"] = sum(1 for f in fills if f["changes"] or f["added_attributes"])
+    return plan, chosen, fills, counts
+
+
 def _existing_rows(session: Session, ids: list[int]) -> pd.DataFrame:
     columns = ["id", *LEAD_FIELDS, "attributes", "owner_id", "is_customer", "name_key", "company_key", "search_text",
                *_CHAIN_COLUMNS,
@@ -280,12 +293,8 @@ def preview(*, session: Session, actor: Actor, data: bytes, filename: str, chann
     _check_campaign(session, campaign_id, channel_id)
     digest = content_hash(data)
     table = _read(session, data, filename, sheet)
-    plan, chosen = _plan(session, table, channel=channel, campaign_id=campaign_id, mapping=mapping, now=now,
-                         digest=digest, lang=actor.language)
-    fills = _fills(plan, _existing_rows(session, [int(i) for i in plan.groups["existing_id"].dropna()]))
-    counts = dict(plan.counts)
-    counts["owned_by_sales"] = sum(1 for f in fills if f["owned"])
-    counts["changed"] = sum(1 for f in fills if f["changes"] or f["added_attributes"])
+    plan, chosen, fills, counts = _checked(session, table, channel=channel, campaign_id=campaign_id,
+                                           mapping=mapping, now=now, digest=digest, lang=actor.language)
     return ImportPreview(columns=table.columns, mapping=chosen, kind=plan.kind, counts=counts, sample=_sample(plan),
                          problems=problem_report(plan.problems, actor.language), encoding=table.encoding,
                          delimiter=table.delimiter, header_line=table.header_line, sheet=table.sheet,
@@ -561,12 +570,8 @@ def run_import(*, session: Session, actor: Actor, data: bytes, filename: str, ch
                                                    rows=len(table.frame))
     try:
         _step(progress, 0.15, "check")
-        plan, chosen = _plan(session, table, channel=channel, campaign_id=campaign_id, mapping=mapping, now=now,
-                             digest=digest, lang=actor.language)
-        fills = _fills(plan, _existing_rows(session, [int(i) for i in plan.groups["existing_id"].dropna()]))
-        counts = dict(plan.counts)
-        counts["owned_by_sales"] = sum(1 for f in fills if f["owned"])
-        counts["changed"] = sum(1 for f in fills if f["changes"] or f["added_attributes"])
+        plan, chosen, fills, counts = _checked(session, table, channel=channel, campaign_id=campaign_id,
+                                               mapping=mapping, now=now, digest=digest, lang=actor.language)
         report = problem_report(plan.problems, actor.language)
         summary = ImportSummary(batch_id=None, kind=plan.kind, dry_run=dry_run, problem_report=report,
                                 **{k: v for k, v in counts.items() if k in ImportSummary.__dataclass_fields__})
