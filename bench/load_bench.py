@@ -1,6 +1,6 @@
 """Twenty people using the console at once while a 100,000-row import and workflow ticks run.
 
-    python -m bench.load_bench [--users 20] [--rounds 3] [--rows 100000] [--url postgresql://…]
+    python -m bench.load_bench [--users 20] [--rounds 3] [--rows 100000] [--page-timeout 300] [--url postgresql://…]
 
 Builds its own database (the demo world in a temporary SQLite file, or ``--url`` for an empty PostgreSQL database
 you name), serves the console with ``streamlit run app.py``, and drives ``--users`` browser sessions in one
@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 USERS = ["marketer", "manager", "sales1", "sales2", "sales3", "sales4", "admin"]
 ROLE_OF = {"marketer": "marketer", "manager": "manager", "admin": "admin"}
 CONNECTED = "[data-testid='stApp'][data-test-connection-state='CONNECTED']"
-PAGE_TIMEOUT_MS = int(os.environ.get("LOAD_PAGE_TIMEOUT_MS", 300_000))  # a page that takes longer counts as an error the user saw
+PAGE_TIMEOUT_S = 300  # default: a page that takes longer counts as an error the user saw
 
 
 async def _idle(page) -> None:  # noqa: ANN001
@@ -59,11 +59,11 @@ async def _idle(page) -> None:  # noqa: ANN001
     await page.wait_for_selector(IDLE, state="attached")
 
 
-async def _act(page, action) -> float:  # noqa: ANN001
+async def _act(page, action, timeout_ms: float) -> float:  # noqa: ANN001
     """Run ``action`` and wait for the script run it causes; the seconds it took."""
     await _idle(page)
     started = time.perf_counter()
-    async with app_socket(page).expect_event("framereceived", predicate=run_finished, timeout=PAGE_TIMEOUT_MS):
+    async with app_socket(page).expect_event("framereceived", predicate=run_finished, timeout=timeout_ms):
         await action()
     await _idle(page)
     return time.perf_counter() - started
@@ -77,16 +77,16 @@ async def _problems(page) -> list[str]:  # noqa: ANN001
     return seen
 
 
-async def _user(browser, base: str, username: str, rounds: int, times: list[float],  # noqa: ANN001
+async def _user(browser, base: str, username: str, rounds: int, timeout_ms: float, times: list[float],  # noqa: ANN001
                 problems: list[str]) -> None:
     context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
     page = watch(await context.new_page())
-    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    page.set_default_timeout(timeout_ms)
     await page.goto(base)
     await _idle(page)
     await page.get_by_label("用户名").fill(username)
     await page.get_by_label("密码", exact=True).fill("demo1234")
-    await _act(page, lambda: page.get_by_role("button", name="登录").click())
+    await _act(page, lambda: page.get_by_role("button", name="登录").click(), timeout_ms)
     refused = await _problems(page)
     if refused:  # a sign-in that fails is an error the user saw; this user goes no further
         problems.extend(f"{username} signing in: {p}" for p in refused)
@@ -100,13 +100,13 @@ async def _user(browser, base: str, username: str, rounds: int, times: list[floa
             where = href.removeprefix(base).strip("/") or "home"
             link = page.locator(f"[data-testid='stSidebarNav'] a[href='{href}']").first
             try:
-                times.append(await _act(page, link.click))
+                times.append(await _act(page, link.click, timeout_ms))
             except PlaywrightTimeout:
                 state = await page.evaluate(
                     "() => [location.href, document.querySelector(\"[data-testid='stApp']\")"
                     "?.getAttribute('data-test-script-state'), "
                     "document.querySelector(\"[data-testid='stApp']\")?.getAttribute('data-test-connection-state')]")
-                problems.append(f"{username} on {where}: no answer within {PAGE_TIMEOUT_MS // 1000} s {state}")
+                problems.append(f"{username} on {where}: no answer within {timeout_ms / 1000:.0f} s {state}")
                 shot = Path(tempfile.gettempdir()) / f"leadloop-load-{username}-{where}.png"
                 await page.screenshot(path=str(shot))  # what the user was looking at
                 continue
@@ -115,14 +115,14 @@ async def _user(browser, base: str, username: str, rounds: int, times: list[floa
     await context.close()
 
 
-async def _drive(base: str, users: int, rounds: int) -> tuple[list[float], list[str]]:
+async def _drive(base: str, users: int, rounds: int, timeout_ms: float) -> tuple[list[float], list[str]]:
     from playwright.async_api import async_playwright
 
     times: list[float] = []
     problems: list[str] = []
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        await asyncio.gather(*(_user(browser, base, USERS[k % len(USERS)], rounds, times, problems)
+        await asyncio.gather(*(_user(browser, base, USERS[k % len(USERS)], rounds, timeout_ms, times, problems)
                                for k in range(users)))
         await browser.close()
     return times, problems
@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--page-timeout", type=float, default=PAGE_TIMEOUT_S, metavar="SECONDS",
+                        help="a page visit that takes longer counts as an error the user saw")
     parser.add_argument("--url", help="an empty PostgreSQL database to use (default: a temporary SQLite file)")
     args = parser.parse_args(argv)
 
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             background = _background(url, csv_path)
             started = time.perf_counter()
-            times, problems = asyncio.run(_drive(base, args.users, args.rounds))
+            times, problems = asyncio.run(_drive(base, args.users, args.rounds, args.page_timeout * 1000))
             browsing = time.perf_counter() - started
             outputs = [p.communicate(timeout=1800) for p in background]
         finally:

@@ -184,39 +184,51 @@ def run_job(name: str, *, engine: Engine, holder: str, now: datetime | None = No
             return None
         started = utcnow()
         record = JobRun(job=name, holder=holder[:128], started_at=now)
-        while True:
-            try:
-                summary = job.run(session, now)
-                session.commit()
-                record.ok, record.summary = True, _jsonable(summary)
-            except Exception as error:  # noqa: BLE001 - a failing job is recorded and the heartbeat goes on
-                session.rollback()
-                if is_busy(error) and time.monotonic() < deadline:
-                    time.sleep(_BUSY_PAUSE)
-                    continue
-                record.ok = False
-                record.error = f"{type(error).__name__}: {error}"[:2000]
-                if is_busy(error):
-                    log.warning("job %s found the database busy (a large write is running); it runs again at the "
-                                "next beat", name)
-                else:
-                    log.error("job %s failed: %s", name, traceback.format_exc())
-            break
+        try:
+            summary = _while_busy(session, deadline, lambda: _run_and_commit(job, session, now))
+            record.ok, record.summary = True, _jsonable(summary)
+        except Exception as error:  # noqa: BLE001 - a failing job is recorded and the heartbeat goes on
+            session.rollback()
+            record.ok = False
+            record.error = f"{type(error).__name__}: {error}"[:2000]
+            if is_busy(error):
+                log.warning("job %s found the database busy (a large write is running); it runs again at the next "
+                            "beat", name)
+            else:
+                log.error("job %s failed: %s", name, traceback.format_exc())
         record.finished_at = now + (utcnow() - started)
         kept = JobRun(**record.model_dump(exclude={"id"}))
-        while True:
-            try:
-                session.add(record)
-                session.commit()
-            except OperationalError as error:
-                session.rollback()
-                if not is_busy(error):
-                    raise
-                if time.monotonic() < deadline:
-                    time.sleep(_BUSY_PAUSE)
-                    continue
-                write_later(engine, lambda later: later.add(kept), what=f"the record of job {name}")
-            return record
+        try:
+            _while_busy(session, deadline, lambda: _add_and_commit(session, record))
+        except OperationalError as error:
+            if not is_busy(error):
+                raise
+            write_later(engine, lambda later: later.add(kept), what=f"the record of job {name}")
+        return record
+
+
+def _run_and_commit(job: Job, session: Session, now: datetime) -> Any:
+    summary = job.run(session, now)
+    session.commit()
+    return summary
+
+
+def _add_and_commit(session: Session, record: JobRun) -> None:
+    session.add(record)
+    session.commit()
+
+
+def _while_busy(session: Session, deadline: float, attempt: Callable[[], Any]) -> Any:
+    """``attempt()``; while SQLite says busy and ``deadline`` (monotonic) is ahead, roll back, pause and try again.
+    The last error is raised."""
+    while True:
+        try:
+            return attempt()
+        except OperationalError as error:
+            session.rollback()
+            if not is_busy(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(_BUSY_PAUSE)
 
 
 _BUSY_PAUSE = 2.0  # seconds between tries of a job that found SQLite busy

@@ -71,9 +71,10 @@ def counts_of(codes: np.ndarray) -> np.ndarray:
 
 
 def lengths_of(values: np.ndarray) -> np.ndarray:
-    """String lengths (0 where missing), measured once per distinct value."""
+    """Text lengths (0 where missing), measured once per distinct value (a number by its text)."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    lengths = np.fromiter((len(u) for u in uniques), dtype=np.int64, count=len(uniques))
+    lengths = np.fromiter((len(u) if type(u) is str else len(str(u)) for u in uniques), dtype=np.int64,
+                          count=len(uniques))
     return np.where(codes >= 0, lengths[np.maximum(codes, 0)] if len(lengths) else 0, 0)
 
 

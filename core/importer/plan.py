@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from core.clock import TEAM_TIMEZONE
+from core.dedup.fields import lengths_of
 from core.i18n import t
 from core.importer import validate
 from core.importer.mapping import IGNORE, LEAD_FIELDS, is_activity_mapping
@@ -205,14 +206,6 @@ def _reason_lists(flags: dict[str, pd.Series], n: int) -> list[list[str]]:
         for position in np.flatnonzero(flags[name].to_numpy()):
             reasons[position].append(name)
     return reasons
-
-
-def _lengths(values: np.ndarray) -> np.ndarray:
-    """Text length of each cell (0 where empty), measured once per distinct value."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    lengths = np.fromiter((len(v) if type(v) is str else len(str(v)) for v in uniques), dtype=np.int64,
-                          count=len(uniques))
-    return np.where(codes >= 0, lengths[np.maximum(codes, 0)] if len(lengths) else 0, 0)
 
 
 def _durations(values: pd.Series) -> pd.Series:
@@ -418,7 +411,7 @@ def build_plan(*, session: Session, table: RawTable, mapping: dict[str, str | No
         values = rows[name]
         if not values.notna().any():
             continue
-        long = pd.Series(_lengths(values.to_numpy(dtype=object)) > limit, index=values.index)
+        long = pd.Series(lengths_of(values.to_numpy(dtype=object)) > limit, index=values.index)
         for position in np.flatnonzero(long.to_numpy()):
             too_long.append((position, name, str(values.iloc[position])))
         if long.any():

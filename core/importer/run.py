@@ -338,11 +338,11 @@ def _column(frame: pd.DataFrame, name: str, convert: Callable[[Any], Any] | None
 
 
 def _new_lead_columns(session: Session, plan: Plan, *, batch_id: int, channel_id: int,
-                      now: datetime) -> dict[str, list[Any]]:
-    """The rows the batch's new leads are written as, column by column (ids taken now)."""
+                      now: datetime) -> tuple[dict[str, list[Any]], dict[int, int]]:
+    """The rows the batch's new leads are written as, column by column (ids taken now), and group → lead id."""
     new = plan.groups[plan.groups["is_new"].astype(bool)]
     if new.empty:
-        return {}
+        return {}, {}
     ids = _new_ids(session, _LEAD, len(new))
     n = len(new)
     keys = new_lead_keys(plan, new)
@@ -362,15 +362,7 @@ def _new_lead_columns(session: Session, plan: Plan, *, batch_id: int, channel_id
         "version": [1] * n, "is_customer": [False] * n, "fit_score": [0.0] * n, "engagement_score": [0.0] * n,
         "unsubscribed": [False] * n, "is_demo": [False] * n,
     })
-    return columns
-
-
-def _created(plan: Plan, columns: dict[str, list[Any]]) -> dict[int, int]:
-    """Group → id of each new lead."""
-    if not columns:
-        return {}
-    new = plan.groups[plan.groups["is_new"].astype(bool)]
-    return dict(zip((int(g) for g in new.index), columns["id"], strict=True))
+    return columns, dict(zip((int(g) for g in new.index), ids, strict=True))
 
 
 _DERIVED = ("name_key", "company_key", "search_text")
@@ -588,8 +580,7 @@ def run_import(*, session: Session, actor: Actor, data: bytes, filename: str, ch
             session.flush()
             assert batch.id is not None
             _step(progress, 0.35, "leads")
-            columns = _new_lead_columns(session, plan, batch_id=batch.id, channel_id=channel_id, now=now)
-            created = _created(plan, columns)
+            columns, created = _new_lead_columns(session, plan, batch_id=batch.id, channel_id=channel_id, now=now)
             updates = _lead_updates(fills)
             # Dedup compares the new leads, and the matched ones whose compared values the batch filled, with the base.
             compare = set(created.values()) | {f["lead_id"] for f in fills if _DEDUP_FIELDS.intersection(f["changes"])}
