@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from json.encoder import encode_basestring_ascii as _encode_text
@@ -49,12 +50,11 @@ def insert_many(session: Session | Connection, table: Table, columns: dict[str, 
     if not names or not len(columns[names[0]]):
         return 0
     ready = set(serialized)
-    prepared = []
+    prepared: list[list[Any]] = []
     for name in names:
         values = columns[name]
         processor = None if name in ready else table.c[name].type._cached_bind_processor(dialect)
-        prepared.append(values if processor is None else _processed(values, processor))
-    params = list(zip(*prepared, strict=True))
+        prepared.append(list(values) if processor is None else _processed(values, processor))
     quote = dialect.identifier_preparer.quote
     if dialect.name == "postgresql":
         # PostgreSQL loads rows fastest through COPY (psycopg adapts each value as it would a parameter), on the
@@ -63,18 +63,40 @@ def insert_many(session: Session | Connection, table: Table, columns: dict[str, 
         statement = f"COPY {quote(table.name)} ({', '.join(quote(n) for n in names)}) FROM STDIN"
         try:
             with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
-                for row in params:
+                for row in zip(*prepared, strict=True):
                     copy.write_row(row)
         except dialect.loaded_dbapi.Error as error:
             # The same error SQLAlchemy raises for a failed statement, so callers handle both paths alike.
             raise DBAPIError.instance(statement, None, error, dialect.loaded_dbapi.Error) from error
-        return len(params)
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        return len(prepared[0])
+    # SQLite binds every parameter of every row; a column with one value on every row (the batch id, the time, a
+    # default flag — half of a new lead's columns) is written once, as a literal of the statement.
+    literals = [_sqlite_literal(values) for values in prepared]
+    bound = [values for values, literal in zip(prepared, literals, strict=True) if literal is None]
     sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
-           f"VALUES ({', '.join([mark] * len(names))})")
-    for start in range(0, len(params), _BATCH):
-        connection.exec_driver_sql(sql, params[start:start + _BATCH])
-    return len(params)
+           f"VALUES ({', '.join('?' if literal is None else literal for literal in literals)})")
+    rows = list(zip(*bound, strict=True)) if bound else [()] * len(prepared[0])
+    for start in range(0, len(rows), _BATCH):
+        connection.exec_driver_sql(sql, rows[start:start + _BATCH])
+    return len(rows)
+
+
+def _sqlite_literal(values: list[Any]) -> str | None:
+    """The SQL literal of a column whose every value is the same None, bool, int, finite float or text (without
+    NUL), exactly as SQLite would store that value bound; None when the values differ or are of another kind."""
+    first = values[0]
+    kind = type(first)
+    if kind not in (type(None), bool, int, float, str) or values.count(first) != len(values):
+        return None
+    if len(set(map(type, values))) != 1:  # 1, 1.0 and True are equal but stored differently
+        return None
+    if first is None:
+        return "NULL"
+    if kind is str:
+        return None if "\x00" in first else "'" + first.replace("'", "''") + "'"
+    if kind is float:
+        return repr(first) if math.isfinite(first) else None
+    return str(int(first)) if -(2**63) <= first < 2**63 else None
 
 
 def _processed(values: Sequence[Any], processor: Any) -> list[Any]:
