@@ -38,12 +38,14 @@ def _connection(session: Session | Connection) -> Connection:
 
 
 def insert_many(session: Session | Connection, table: Table, columns: dict[str, Sequence[Any]], *,
-                serialized: Iterable[str] = ()) -> int:
-    """INSERT one row per position of the (equally long) column lists; returns the number of rows.
+                serialized: Iterable[str] = (), skip_existing: str | None = None) -> int:
+    """INSERT one row per position of the (equally long) column lists; returns the number of rows inserted.
 
     Values go through each column type's bind processor (JSON text, SQLite datetimes) once per distinct value —
     batches repeat the same batch id, time and channel on every row. Columns named in ``serialized`` hold the
-    driver's form already (JSON text from :func:`json_objects`)."""
+    driver's form already (JSON text from :func:`json_objects`). ``skip_existing``: a column with a unique
+    constraint; a row whose value is stored already is left out (instead of failing the statement), and the
+    count returned leaves it out too."""
     connection = _connection(session)
     dialect = connection.dialect
     names = list(columns)
@@ -57,17 +59,18 @@ def insert_many(session: Session | Connection, table: Table, columns: dict[str, 
         prepared.append(list(values) if processor is None else _processed(values, processor))
     quote = dialect.identifier_preparer.quote
     if dialect.name == "postgresql":
-        # PostgreSQL loads rows fastest through COPY (psycopg adapts each value as it would a parameter), on the
-        # connection — and so in the transaction — the session already uses.
-        driver = connection.connection.dbapi_connection
-        statement = f"COPY {quote(table.name)} ({', '.join(quote(n) for n in names)}) FROM STDIN"
-        try:
-            with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
-                for row in zip(*prepared, strict=True):
-                    copy.write_row(row)
-        except dialect.loaded_dbapi.Error as error:
-            # The same error SQLAlchemy raises for a failed statement, so callers handle both paths alike.
-            raise DBAPIError.instance(statement, None, error, dialect.loaded_dbapi.Error) from error
+        # PostgreSQL loads rows fastest through COPY.
+        if skip_existing is not None:
+            # COPY cannot skip a row: the rows go to a temporary copy of the columns, then across in one INSERT.
+            spec = [Column(n, table.c[n].type) for n in names]
+            with temp_table(connection, spec, name=f"{table.name}_new") as staged:
+                _copy(connection, staged, names, prepared)
+                listed = ", ".join(quote(n) for n in names)
+                result = connection.exec_driver_sql(
+                    f"INSERT INTO {quote(table.name)} ({listed}) SELECT {listed} FROM {quote(staged.name)} "
+                    f"ON CONFLICT ({quote(skip_existing)}) DO NOTHING")
+                return int(result.rowcount)
+        _copy(connection, table, names, prepared)
         return len(prepared[0])
     # SQLite binds every parameter of every row; a column with one value on every row (the batch id, the time, a
     # default flag — half of a new lead's columns) is written once, as a literal of the statement.
@@ -75,10 +78,30 @@ def insert_many(session: Session | Connection, table: Table, columns: dict[str, 
     bound = [values for values, literal in zip(prepared, literals, strict=True) if literal is None]
     sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
            f"VALUES ({', '.join('?' if literal is None else literal for literal in literals)})")
+    if skip_existing is not None:
+        sql += f" ON CONFLICT ({quote(skip_existing)}) DO NOTHING"
     rows = list(zip(*bound, strict=True)) if bound else [()] * len(prepared[0])
+    inserted = 0
     for start in range(0, len(rows), _BATCH):
-        connection.exec_driver_sql(sql, rows[start:start + _BATCH])
-    return len(rows)
+        # sqlite3 sums the rows each execution changed: a skipped row counts 0.
+        inserted += connection.exec_driver_sql(sql, rows[start:start + _BATCH]).rowcount
+    return inserted if skip_existing is not None else len(rows)
+
+
+def _copy(connection: Connection, table: Table, names: list[str], prepared: list[list[Any]]) -> None:
+    """PostgreSQL's COPY of the prepared columns into ``table``, on the connection — and so in the transaction —
+    the session already uses (psycopg adapts each value as it would a parameter)."""
+    dialect = connection.dialect
+    quote = dialect.identifier_preparer.quote
+    driver = connection.connection.dbapi_connection
+    statement = f"COPY {quote(table.name)} ({', '.join(quote(n) for n in names)}) FROM STDIN"
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            for row in zip(*prepared, strict=True):
+                copy.write_row(row)
+    except dialect.loaded_dbapi.Error as error:
+        # The same error SQLAlchemy raises for a failed statement, so callers handle both paths alike.
+        raise DBAPIError.instance(statement, None, error, dialect.loaded_dbapi.Error) from error
 
 
 def _sqlite_literal(values: list[Any]) -> str | None:

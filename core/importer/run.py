@@ -483,22 +483,16 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _known_touch_keys(session: Session, keys: list[str]) -> set[str]:
-    """The keys already stored: one statement, the keys in a temporary table when there are many."""
-    with among(session, Touchpoint.natural_key, keys, name="touch_keys") as wanted:
-        return set(session.scalars(select(Touchpoint.natural_key).where(wanted)))
-
-
 def _insert_touches(session: Session, plan: Plan, lead_of_group: dict[int, int], *, batch_id: int,
                     channel_id: int, now: datetime) -> tuple[int, int]:
+    """Write the batch's touchpoints; returns (written, already stored). A touchpoint whose natural key is stored
+    already (the same activity imported before) is left out by the INSERT itself, not looked up first."""
     touches = plan.touches
     if touches.empty:
         return 0, 0
-    known = _known_touch_keys(session, touches["natural_key"].tolist())
-    fresh = touches[~touches["natural_key"].isin(known)]
-    lead_ids = [lead_of_group.get(int(g)) for g in fresh["group"]]
+    lead_ids = [lead_of_group.get(int(g)) for g in touches["group"]]
     keep = np.array([i is not None for i in lead_ids], dtype=bool)
-    fresh = fresh[keep]
+    fresh = touches[keep]
     lead_ids = [i for i in lead_ids if i is not None]
     n = len(fresh)
     durations = _column(fresh, "duration", float)
@@ -508,13 +502,13 @@ def _insert_touches(session: Session, plan: Plan, lead_of_group: dict[int, int],
                       for r, d in zip(rows, durations, strict=True)]
     else:
         properties = json_objects({"row": rows})
-    insert_many(session, Touchpoint.__table__, {  # type: ignore[attr-defined]
+    written = insert_many(session, Touchpoint.__table__, {  # type: ignore[attr-defined]
         "lead_id": lead_ids, "kind": [str(k) for k in fresh["kind"]], "channel_id": [channel_id] * n,
         "campaign_id": _column(fresh, "campaign_id", int), "occurred_at": _datetimes(fresh["occurred_at"]),
         "properties": properties, "natural_key": fresh["natural_key"].tolist(), "import_batch_id": [batch_id] * n,
         "created_at": [now] * n,
-    }, serialized=("properties",))
-    return n, len(touches) - int(len(touches[~touches["natural_key"].isin(known)]))
+    }, serialized=("properties",), skip_existing="natural_key")
+    return written, n - written
 
 
 def _insert_rows(session: Session, plan: Plan, table: RawTable, lead_of_group: dict[int, int],

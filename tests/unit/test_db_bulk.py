@@ -8,7 +8,7 @@ from sqlalchemy import select, text
 from sqlmodel import Session
 
 from db.bulk import _sqlite_literal, insert_many
-from db.models import Lead
+from db.models import Lead, Touchpoint
 
 LEAD = Lead.__table__  # type: ignore[attr-defined]
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -66,3 +66,18 @@ def test_only_safe_constants_become_literals() -> None:
     assert _sqlite_literal([2**64]) is None
     assert _sqlite_literal(["a\x00b"]) is None
     assert _sqlite_literal([b"bytes"]) is None
+
+
+def test_rows_stored_already_are_skipped_and_not_counted(session: Session) -> None:
+    insert_many(session, LEAD, _columns(2))
+    touch = Touchpoint.__table__  # type: ignore[attr-defined]
+
+    def touches(keys: list[str]) -> dict[str, list]:
+        return {"lead_id": [1] * len(keys), "kind": ["form"] * len(keys), "occurred_at": [NOW] * len(keys),
+                "properties": [{}] * len(keys), "natural_key": keys, "created_at": [NOW] * len(keys)}
+
+    assert insert_many(session, touch, touches(["a", "b"]), skip_existing="natural_key") == 2
+    assert insert_many(session, touch, touches(["b", "c", "a", "d"]), skip_existing="natural_key") == 2
+    assert insert_many(session, touch, touches(["a"]), skip_existing="natural_key") == 0
+    stored = session.scalars(select(Touchpoint.natural_key).order_by(Touchpoint.natural_key)).all()
+    assert stored == ["a", "b", "c", "d"]

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from core.errors import FileFormatError, PermissionDenied, ValidationError
 from core.importer import preview, run_import, undo_batch
 from core.settings import set_setting
+from db.bulk import insert_many
 from db.models import (
     AuditLog,
     Campaign,
@@ -174,8 +175,11 @@ def test_database_error_midway_rolls_back_with_a_clear_message(session, channel,
                now=NOW)
     session.commit()
     before = (lead_rows(session), count(session, Touchpoint), count(session, ImportBatch))
-    # The check for touchpoints already recorded is switched off, so the insert hits the unique natural key.
-    monkeypatch.setattr("core.importer.run._known_touch_keys", lambda session, keys: set())
+    # Touchpoints already recorded are no longer skipped, so the insert hits the unique natural key.
+    def insert_all(session, table, columns, *, serialized=(), skip_existing=None):  # noqa: ANN001, ANN202
+        return insert_many(session, table, columns, serialized=serialized)
+
+    monkeypatch.setattr("core.importer.run.insert_many", insert_all)
     extra = files.utf8_bom() + "新人,13512345679,new@corp.cn,新公司,经理,杭州\n".encode()
     with pytest.raises(ValidationError) as error:
         run_import(session=session, actor=marketer, data=extra, filename="b.csv", channel_id=channel.id, now=NOW)
