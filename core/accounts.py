@@ -363,9 +363,31 @@ def _account_keys(leads: pd.DataFrame, accounts: pd.DataFrame) -> pd.Series:
 
 def _assign(session: Session, leads: pd.DataFrame, now: datetime) -> tuple[AccountBuild, set[int]]:
     """Give each lead of ``leads`` the account of its key, creating the accounts that do not exist yet."""
+    result, new_ids, _ = _place(session, leads, now)
+    return result, _move(session, leads, new_ids, result)
+
+
+def _move(session: Session, leads: pd.DataFrame, new_ids: list[int | None], result: AccountBuild,
+          stored: np.ndarray | None = None) -> set[int]:
+    """Write the leads' new account where it changed (only the ``stored`` ones, when given); returns the accounts
+    that gained or lost a lead."""
+    old_ids = [_int_or_none(v) for v in leads["account_id"]]
+    flags = np.ones(len(leads), dtype=bool) if stored is None else stored
+    moved = [(int(lead_id), new) for lead_id, new, old, flag in zip(leads["id"], new_ids, old_ids, flags, strict=True)
+             if new != old and flag]
+    if moved:
+        # One UPDATE … FROM a temporary table of (lead, account): an import moves tens of thousands of leads.
+        update_from(session, _LEAD_TABLE, {"id": [m[0] for m in moved], "account_id": [m[1] for m in moved]})
+    result.leads_assigned = sum(1 for new, old in zip(new_ids, old_ids, strict=True) if new != old)
+    return {a for a in new_ids if a is not None} | {a for a in old_ids if a is not None}
+
+
+def _place(session: Session, leads: pd.DataFrame, now: datetime) -> tuple[AccountBuild, list[int | None], set[int]]:
+    """The account of each lead of ``leads`` by its key (None: no key), creating the accounts that do not exist
+    yet; returns what was done, the account per lead and the ids of the accounts created."""
     result = AccountBuild()
     if leads.empty:
-        return result, set()
+        return result, [], set()
     leads = leads.copy()
     leads["domain"] = corporate_domain(leads["email"])
     accounts = pd.DataFrame(
@@ -408,22 +430,15 @@ def _assign(session: Session, leads: pd.DataFrame, now: datetime) -> tuple[Accou
     if renames:
         session.execute(update(Account), renames)
         result.renamed = len(renames)
+    created: set[int] = set()
     if new_rows:
         for start in range(0, len(new_rows), _CHUNK):
             inserted = session.execute(insert(Account).returning(Account.id, Account.name_key),
                                        new_rows[start:start + _CHUNK]).all()
             key_to_id.update({name_key: int(account_id) for account_id, name_key in inserted})
+            created.update(int(account_id) for account_id, _ in inserted)
         result.created = len(new_rows)
-    new_ids = [key_to_id.get(k) if isinstance(k, str) else None for k in leads["key"]]
-    old_ids = [_int_or_none(v) for v in leads["account_id"]]
-    moved = [(int(lead_id), new) for lead_id, new, old in zip(leads["id"], new_ids, old_ids, strict=True)
-             if new != old]
-    if moved:
-        # One UPDATE … FROM a temporary table of (lead, account): an import moves tens of thousands of leads.
-        update_from(session, _LEAD_TABLE, {"id": [m[0] for m in moved], "account_id": [m[1] for m in moved]})
-    result.leads_assigned = len(moved)
-    affected = {a for a in new_ids if a is not None} | {a for a in old_ids if a is not None}
-    return result, affected
+    return result, [key_to_id.get(k) if isinstance(k, str) else None for k in leads["key"]], created
 
 
 def key_is_company(key: str) -> bool:
@@ -458,17 +473,61 @@ def rebuild_accounts(*, session: Session, now: datetime, actor: Actor | None = N
     return result
 
 
-def assign_accounts(*, session: Session, lead_ids: Iterable[int], now: datetime) -> AccountBuild:
+def assign_accounts(*, session: Session, lead_ids: Iterable[int], now: datetime, also_refresh: Iterable[int] = (),
+                    prune: Iterable[int] = ()) -> AccountBuild:
     """Place new or changed leads in their accounts (creating accounts as needed) and refresh those accounts.
 
     The importer and the lead form call this after writing leads; it touches only those leads' accounts.
+    ``also_refresh``: further accounts whose figures are due (those a batch's leads were placed in before they
+    were written, :func:`place_leads`). ``prune``: accounts to remove if no valid lead is left in them and nobody
+    owns, lists or sells to them (one created for a lead of the batch that was then merged away).
     """
     ids = sorted({int(i) for i in lead_ids})
-    leads = _load_leads(session, ids)
-    result, affected = _assign(session, leads, now)
+    result, affected = _assign(session, _load_leads(session, ids), now) if ids else (AccountBuild(), set())
+    doomed = sorted({int(a) for a in prune})
+    if doomed:
+        has_leads = exists().where(Lead.account_id == Account.id, Lead.status == LeadStatus.VALID)
+        has_opportunities = exists().where(Opportunity.account_id == Account.id)
+        gone = sorted(session.scalars(select(Account.id).where(
+            Account.id.in_(doomed), ~has_leads, ~has_opportunities, Account.owner_id.is_(None),
+            Account.is_target.is_(False), _no_target_lists(session))))
+        if gone:
+            # The merged-away leads that pointed at them point nowhere now.
+            session.execute(update(Lead).where(Lead.account_id.in_(gone)).values(account_id=None))
+            session.execute(delete(Account).where(Account.id.in_(gone)))
+        result.removed = len(gone)
+        affected -= set(gone)
+        also_refresh = set(also_refresh) - set(gone)
+    affected |= {int(a) for a in also_refresh}
     if affected:
         result.refreshed, result.mqa = _refresh(session, sorted(affected), now)
     return result
+
+
+@dataclass
+class Placement:
+    """The accounts of a batch of leads, chosen before the leads are written (:func:`place_leads`)."""
+
+    account_of: dict[int, int | None]  # lead id → account id (None: the lead has no account key)
+    affected: set[int]  # accounts whose figures are due once the batch is written
+    created: set[int]  # accounts created for the batch
+    build: AccountBuild
+
+
+def place_leads(*, session: Session, leads: pd.DataFrame, stored: Iterable[bool], now: datetime) -> Placement:
+    """Accounts for a batch of valid leads about to be written, chosen exactly as ``assign_accounts`` would choose
+    them once written, creating the accounts they need.
+
+    ``leads`` has the columns id, company, company_key, email and account_id (the stored account; None for a lead
+    not written yet); ``stored`` says which leads are in the database already. Those whose account changes are
+    moved now; the writer puts ``account_of`` into the INSERT of the others, instead of rewriting every new row
+    afterwards. The figures of ``affected`` are refreshed after the write (``assign_accounts(also_refresh=…)``).
+    """
+    frame = leads[_LEAD_COLUMNS].reset_index(drop=True)
+    build, account_ids, created = _place(session, frame, now)
+    affected = _move(session, frame, account_ids, build, stored=np.fromiter(stored, dtype=bool, count=len(frame)))
+    return Placement(account_of=dict(zip((int(i) for i in frame["id"]), account_ids, strict=True)),
+                     affected=affected, created=created, build=build)
 
 
 def _no_target_lists(session: Session) -> ColumnElement[bool]:

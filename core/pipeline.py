@@ -34,22 +34,36 @@ class PipelineReport:
 
 def after_leads_written(*, session: Session, lead_ids: Iterable[int], now: datetime, actor: Actor = SYSTEM,
                         check_duplicates: bool = True, compare_ids: Iterable[int] | None = None,
-                        found_pairs: pd.DataFrame | None = None) -> PipelineReport:
+                        found_pairs: pd.DataFrame | None = None,
+                        placement: accounts.Placement | None = None) -> PipelineReport:
     """Run the post-write chain for ``lead_ids`` (new or changed leads) in the caller's transaction.
 
     ``compare_ids``: the leads among them to compare with the base for duplicates (default: all). A writer that
     knows which leads got values dedup compares — the new ones, and existing ones whose name, contacts or company
     it filled — passes those: a lead whose compared values did not change has no pair it did not have before.
-    ``found_pairs``: those leads' pairs when they were already found (an import's helper process), else None."""
+    ``found_pairs``: those leads' pairs when they were already found (an import's helper process), else None.
+    ``placement``: the accounts the writer gave the leads as it wrote them (``accounts.place_leads``); then only
+    the survivors of merges made here are placed again, and the accounts' figures are refreshed."""
     ids = sorted({int(i) for i in lead_ids})
     report = PipelineReport()
     if not ids:
         return report
+    merged: dict[int, int] = {}
     if check_duplicates:
         compared = ids if compare_ids is None else sorted({int(i) for i in compare_ids})
         report.dedup = dedup.check_new_leads(session=session, lead_ids=compared, now=now, actor=actor,
-                                             found=found_pairs)
-    built = accounts.assign_accounts(session=session, lead_ids=ids, now=now)
+                                             found=found_pairs, merged=merged)
+    if placement is None:
+        built = accounts.assign_accounts(session=session, lead_ids=ids, now=now)
+    else:
+        # A survivor took over fields of the lead merged into it; an account created for a lead that was merged
+        # away may have no one left.
+        emptied = {placement.account_of.get(lead) for lead in merged} & placement.created
+        built = accounts.assign_accounts(session=session, lead_ids=set(merged.values()), now=now,
+                                         also_refresh=placement.affected, prune=emptied)
+        built.created += placement.build.created
+        built.renamed += placement.build.renamed
+        built.leads_assigned += placement.build.leads_assigned
     report.accounts = dict(vars(built))
     # Scores before the MQL hand-off: the leads just written are rescored (incrementally) and those that crossed
     # the MQL line go to the lifecycle, which routes them.

@@ -96,9 +96,10 @@ def _survivor(frame: pd.DataFrame, members: list[int]) -> int:
 
 def process_pairs(
     *, session: Session, pairs: pd.DataFrame, now: datetime, actor: Actor = SYSTEM,
-    new_ids: Iterable[int] | None = None,
+    new_ids: Iterable[int] | None = None, merged: dict[int, int] | None = None,
 ) -> dict[str, int]:
-    """Act on scored pairs: merge the certain ones, queue the likely ones, flag follow-up matches."""
+    """Act on scored pairs: merge the certain ones, queue the likely ones, flag follow-up matches.
+    ``merged``, when given, receives each merged-away lead → its survivor."""
     auto, review = thresholds(session)
     summary = {"pairs": int(len(pairs)), "merged": 0, "queued": 0, "flagged": 0}
     if pairs.empty:
@@ -128,6 +129,8 @@ def process_pairs(
                     steps.append((survivor, member, scores.get((min(member, survivor), max(member, survivor)))))
                     merged_away.add(member)
         summary["merged"] = merge_many(session=session, actor=SYSTEM, merges=steps, now=now)
+        if merged is not None:
+            merged.update({member: survivor for survivor, member, _ in steps})
     # Likely: the review queue (pairs whose lead was just merged away are found again by the next scan).
     queue = pairs[(pairs["score"] >= review) & (pairs["score"] < auto)]
     queue = queue[~queue["left"].isin(merged_away) & ~queue["right"].isin(merged_away)]
@@ -171,12 +174,14 @@ def _flag_followups(session: Session, frame: pd.DataFrame, pairs: pd.DataFrame, 
 
 
 def check_new_leads(*, session: Session, lead_ids: Iterable[int], now: datetime,
-                    actor: Actor = SYSTEM, found: pd.DataFrame | None = None) -> dict[str, int]:
+                    actor: Actor = SYSTEM, found: pd.DataFrame | None = None,
+                    merged: dict[int, int] | None = None) -> dict[str, int]:
     """After an import: compare the new leads with the whole base (and with each other), merge certain
     matches, queue likely ones, flag new leads already followed by sales. Returns counts.
 
     ``found``: the pairs, when a helper process already compared these leads with the base as the batch left it
-    (``core.dedup.search``); pairs whose lead is no longer valid (merged by someone meanwhile) are dropped."""
+    (``core.dedup.search``); pairs whose lead is no longer valid (merged by someone meanwhile) are dropped.
+    ``merged``, when given, receives each merged-away lead → its survivor."""
     require(actor, "import")
     ids = sorted({int(i) for i in lead_ids})
     if not ids:
@@ -188,7 +193,7 @@ def check_new_leads(*, session: Session, lead_ids: Iterable[int], now: datetime,
         frame = lead_frame(session)
         pairs = find_duplicates(frame, only=ids, min_score=review) if len(frame) > 1 else pd.DataFrame(
             columns=["left", "right", "score", "reasons"])
-    summary = process_pairs(session=session, pairs=pairs, now=now, actor=actor, new_ids=ids)
+    summary = process_pairs(session=session, pairs=pairs, now=now, actor=actor, new_ids=ids, merged=merged)
     summary["compared"] = int(pairs.attrs.get("candidate_pairs", 0))
     return summary
 

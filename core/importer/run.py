@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel
 
 from core import audit
+from core.accounts import Placement, place_leads
 from core.auth import Actor, require
 from core.dedup.queue import FRAME_COLUMNS
 from core.dedup.search import PairSearch
@@ -171,8 +172,7 @@ def _checked(session: Session, table: RawTable, *, channel: Channel, campaign_id
 
 def _existing_rows(session: Session, ids: list[int]) -> pd.DataFrame:
     columns = ["id", *LEAD_FIELDS, "attributes", "owner_id", "is_customer", "name_key", "company_key", "search_text",
-               *_CHAIN_COLUMNS,
-               "version", "updated_at"]
+               *_CHAIN_COLUMNS, "status", "account_id", "version", "updated_at"]
     # One statement: the ids go to a temporary table when there are many (an import matches thousands).
     with among(session, _LEAD.c.id, ids, name="import_matched") as wanted:
         rows = session.connection().execute(select(*[_LEAD.c[c] for c in columns]).where(wanted)).fetchall()
@@ -429,6 +429,21 @@ def _write_updates(session: Session, updates: _LeadUpdates, now: datetime) -> No
 
 
 _COMPARED = [c for c in FRAME_COLUMNS if c != "id"]
+_PLACED = ["id", "company", "company_key", "email", "account_id"]
+
+
+def _place_accounts(session: Session, columns: dict[str, list[Any]], fills: list[dict[str, Any]],
+                    updates: _LeadUpdates, now: datetime) -> Placement:
+    """The accounts of the batch's valid leads as the batch leaves them: the new ones (written with theirs) and the
+    matched ones (moved now where what the batch filled changes their account)."""
+    new = pd.DataFrame({c: columns.get(c, [None] * len(columns.get("id", []))) for c in _PLACED}, dtype=object)
+    if columns:
+        new = new[np.asarray([status == LeadStatus.VALID for status in columns["status"]], dtype=bool)]
+    matched = pd.DataFrame(
+        [[updates.after.get(f["lead_id"], {}).get(c, f["old"][c]) if c != "id" else f["lead_id"] for c in _PLACED]
+         for f in fills if f["old"]["status"] == LeadStatus.VALID], columns=_PLACED, dtype=object)
+    stored = [False] * len(new) + [True] * len(matched)
+    return place_leads(session=session, leads=pd.concat([new, matched], ignore_index=True), stored=stored, now=now)
 
 
 def _compared_rows(columns: dict[str, list[Any]], fills: list[dict[str, Any]], updates: _LeadUpdates,
@@ -582,7 +597,9 @@ def run_import(*, session: Session, actor: Actor, data: bytes, filename: str, ch
                 new_rows, changed_rows = _compared_rows(columns, fills, updates, compare)
                 if not search.send(new=new_rows, changed=changed_rows, only=sorted(compare)):
                     search = None
+            placement = _place_accounts(session, columns, fills, updates, now)
             if columns:
+                columns["account_id"] = [placement.account_of.get(lead_id) for lead_id in columns["id"]]
                 insert_many(session, _LEAD, columns)
             _write_updates(session, updates, now)
             lead_of_group = dict(created)
@@ -604,7 +621,7 @@ def run_import(*, session: Session, actor: Actor, data: bytes, filename: str, ch
             found = search.result() if search is not None else None
             touched = sorted(set(lead_of_group.values()))
             after_leads_written(session=session, lead_ids=touched, now=now, actor=actor, compare_ids=compare,
-                                found_pairs=found)
+                                found_pairs=found, placement=placement)
             audit.record(session, actor_id=actor.id or None, action="import.run", entity="importbatch",
                          entity_id=batch.id, detail={"filename": filename, "channel_id": channel_id,
                                                      "campaign_id": campaign_id, "counts": counts, "forced": force},

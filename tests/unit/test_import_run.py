@@ -331,3 +331,52 @@ def test_undo_puts_back_what_the_batchs_own_chain_did(session, channel, marketer
     for old, new in zip(before, after, strict=True):
         assert {k: (v, new[k]) for k, v in old.items() if new[k] != v} == {}
     assert session.scalar(select(func.count()).select_from(StageChange)) == 0
+
+
+def test_an_import_places_its_leads_in_accounts_as_a_rebuild_would(session, channel, marketer) -> None:
+    from core.accounts import rebuild_accounts
+    from db.models import Account
+
+    session.add_all([
+        Lead(name="周一", phone="+8613912340001", email="zhou@yunshan.cn", company="上海云杉科技有限公司",
+             company_key="云杉科技", created_at=NOW - timedelta(days=30)),
+        Lead(name="吴二", phone="+8613912340002", created_at=NOW - timedelta(days=30)),
+        Lead(name="郑三", phone="+8613912340003", company="博瑞物流", company_key="博瑞物流",
+             created_at=NOW - timedelta(days=30)),
+    ])
+    session.commit()
+    rebuild_accounts(session=session, now=NOW - timedelta(days=30))
+    session.commit()
+    # Certain pairs merge by themselves: a new lead that is 郑三 with a mistyped mobile and another company.
+    set_setting(session, "dedup", {"auto_merge": 0.5, "review": 0.4})
+    data = ("姓名,手机,邮箱,公司,行业\n"
+            "陈四,13912340004,chen@yunshan.cn,云杉科技,软件\n"       # joins 云杉科技 (company and domain)
+            "林五,13912340005,lin@yunshan.cn,,\n"                    # joins it by the domain alone
+            "吴二,13912340002,wu@haichuan.cn,海川电子有限公司,\n"    # a stored lead gets a company: a new account
+            "郑三,13912340013,,思源数据服务有限公司,\n"              # merged into 郑三, whom it duplicates
+            "何六,13912340006,,,\n").encode()                        # no company, no domain: no account
+    summary = run_import(session=session, actor=marketer, data=data, filename="a.csv", channel_id=channel.id,
+                         now=NOW)
+    session.commit()
+    assert (summary.inserted, summary.updated) == (4, 1)
+    merged = session.scalars(select(Lead).where(Lead.status == LeadStatus.MERGED)).all()
+    assert [lead.name for lead in merged] == ["郑三"]
+
+    def placed() -> dict[str, str | None]:
+        names = dict(session.execute(select(Account.id, Account.name_key)).all())
+        return {lead.name: names.get(lead.account_id) for lead in session.scalars(
+            select(Lead).where(Lead.status == LeadStatus.VALID).order_by(Lead.id))}
+
+    after_import = placed()
+    assert after_import["陈四"] == after_import["林五"] == after_import["周一"] == "云杉科技"
+    assert after_import["吴二"] == "海川电子" and after_import["何六"] is None
+    # The figures were refreshed with the batch: 云杉科技 takes its industry from its new contact.
+    yunshan = session.scalars(select(Account).where(Account.name_key == "云杉科技")).one()
+    assert yunshan.industry == "软件"
+    # No account is left without a valid lead, and a rebuild from scratch changes nothing.
+    accounts = set(session.scalars(select(Account.name_key)))
+    assert accounts == {name for name in after_import.values() if name}
+    rebuilt = rebuild_accounts(session=session, now=NOW)
+    session.commit()
+    assert (rebuilt.created, rebuilt.removed, rebuilt.leads_assigned) == (0, 0, 0)
+    assert placed() == after_import
