@@ -1048,10 +1048,17 @@ def _refresh_cache(session: Session, now: datetime, ids: list[int] | None) -> No
                 .where(ScoreEvent.lead_id == Lead.id, ScoreEvent.component == component).scalar_subquery())
 
     scope = and_(Lead.status != LeadStatus.MERGED, _scope(Lead.id, ids))
+    bands = grade_bands(session)
+
+    def grade_of(fit: Any) -> Any:
+        return case((fit >= bands["A"], "A"), (fit >= bands["B"], "B"), (fit >= bands["C"], "C"), else_="D")
+
     if ids is not None:
-        session.execute(update(Lead).where(scope).values(fit_score=total("fit"),
-                                                         engagement_score=total("engagement"),
-                                                         scored_at=now).execution_options(synchronize_session=False))
+        # One UPDATE (each row rewritten once): the grade follows from the same fit sum.
+        fit = total("fit")
+        session.execute(update(Lead).where(scope).values(fit_score=fit, engagement_score=total("engagement"),
+                                                         grade=grade_of(fit), scored_at=now)
+                        .execution_options(synchronize_session=False))
     else:
         # A full pass: the ledger summed once (one grouped scan) and only the leads whose sums differ rewritten;
         # a correlated sum per lead costs seconds on 100,000 leads.
@@ -1068,11 +1075,8 @@ def _refresh_cache(session: Session, now: datetime, ids: list[int] | None) -> No
         session.execute(update(Lead).where(scope, or_(Lead.fit_score != 0, Lead.engagement_score != 0),
                                            ~exists(select(ScoreEvent.id).where(ScoreEvent.lead_id == Lead.id)))
                         .values(fit_score=0.0, engagement_score=0.0).execution_options(synchronize_session=False))
-        session.execute(update(Lead).where(scope).values(scored_at=now).execution_options(synchronize_session=False))
-    bands = grade_bands(session)
-    grade = case((Lead.fit_score >= bands["A"], "A"), (Lead.fit_score >= bands["B"], "B"),
-                 (Lead.fit_score >= bands["C"], "C"), else_="D")
-    session.execute(update(Lead).where(scope).values(grade=grade).execution_options(synchronize_session=False))
+        session.execute(update(Lead).where(scope).values(scored_at=now, grade=grade_of(Lead.fit_score))
+                        .execution_options(synchronize_session=False))
     _expire_scores(session)
 
 
