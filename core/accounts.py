@@ -613,13 +613,14 @@ def _refresh(session: Session, account_ids: list[int] | None, now: datetime) -> 
                                 Lead.title, Lead.stage, Lead.engagement_score, Lead.is_customer).where(
         Lead.status == LeadStatus.VALID, Lead.account_id.is_not(None))
     window_start = now - timedelta(days=int(abm["mqa_days"]))
+    # Each contact's first touch in the window, per lead (the contacts give the account): the touchpoints are
+    # read by the lead-and-time index, with no join and no grouping by account.
+    contact_ids = select(Lead.id).where(Lead.status == LeadStatus.VALID, Lead.account_id.is_not(None))
     touches_statement = (
-        select(Lead.account_id, Touchpoint.lead_id, func.min(Touchpoint.occurred_at))
-        .join(Lead, Lead.id == Touchpoint.lead_id)
-        .where(Lead.status == LeadStatus.VALID, Lead.account_id.is_not(None),
-               Touchpoint.occurred_at >= window_start, Touchpoint.occurred_at <= now,
+        select(Touchpoint.lead_id, func.min(Touchpoint.occurred_at))
+        .where(Touchpoint.occurred_at >= window_start, Touchpoint.occurred_at <= now,
                Touchpoint.kind.not_in(MQA_IGNORED_KINDS))
-        .group_by(Lead.account_id, Touchpoint.lead_id)
+        .group_by(Touchpoint.lead_id)
     )
     # Plain rows through the connection: these are figures, not objects to track.
     connection = session.connection()
@@ -628,11 +629,14 @@ def _refresh(session: Session, account_ids: list[int] | None, now: datetime) -> 
         if account_ids is not None:
             accounts_statement = accounts_statement.where(wanted_account)
             contacts_statement = contacts_statement.where(wanted_lead)
-            touches_statement = touches_statement.where(wanted_lead)
+            contact_ids = contact_ids.where(wanted_lead)
         account_rows = connection.execute(accounts_statement).all()
         # Text, numbers and ids straight from the driver; the flag is made a bool below.
         contacts = _frame(connection.execute(contacts_statement), _CONTACT_COLUMNS)
-        touches = _frame(connection.execute(touches_statement), ["account_id", "lead_id", "first_at"])
+        touches = _frame(connection.execute(touches_statement.where(Touchpoint.lead_id.in_(contact_ids))),
+                         ["lead_id", "first_at"])
+    touches.insert(0, "account_id", touches["lead_id"].map(
+        pd.Series(contacts["account_id"].to_numpy(), index=contacts["lead_id"].to_numpy())))
     contacts["is_customer"] = contacts["is_customer"].astype(bool)
     if len(touches) and isinstance(touches["first_at"].iloc[0], str):
         # SQLite hands back its text form ("2026-11-23 02:00:00.000000"): parsed in one pass, not row by row.

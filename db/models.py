@@ -264,8 +264,9 @@ class Lead(LeadBase, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     # Matching keys, derived by core.normalize: pinyin of the name, company without suffixes / city prefixes.
-    name_key: str | None = Field(default=None, index=True, max_length=256)
-    company_key: str | None = Field(default=None, index=True, max_length=256)
+    # Not indexed: dedup reads them with the whole lead frame, nothing looks a lead up by them.
+    name_key: str | None = Field(default=None, max_length=256)
+    company_key: str | None = Field(default=None, max_length=256)
     account_id: int | None = Field(default=None, foreign_key="account.id", index=True)
     # Source attribution (first touch that created the lead).
     source_channel_id: int | None = Field(default=None, foreign_key="channel.id", index=True)

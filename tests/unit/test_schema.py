@@ -24,8 +24,7 @@ def test_migrations_produce_exactly_the_models(engine):
 def test_indexes_for_the_lookups_pages_and_jobs_make(engine):
     inspector = inspect(engine)
     lead_indexes = {tuple(ix["column_names"]) for ix in inspector.get_indexes("lead")}
-    for columns in [("email",), ("phone",), ("company_key",), ("stage",), ("owner_id", "stage"),
-                    ("name_key",), ("last_activity_at",)]:
+    for columns in [("email",), ("phone",), ("stage",), ("owner_id", "stage"), ("last_activity_at",)]:
         assert columns in lead_indexes, columns
     touchpoint_indexes = {tuple(ix["column_names"]) for ix in inspector.get_indexes("touchpoint")}
     assert ("occurred_at",) in touchpoint_indexes
