@@ -12,8 +12,14 @@ base; one after the other, on one core, those add up. The comparison needs only 
 4. the import acts on them in its own transaction, exactly as after comparing in process
    (``check_new_leads(found=…)``, which also drops pairs whose lead another user merged meanwhile).
 
+The helper has a second core to itself while the import plans, so it also derives the new leads' keys (pinyin
+name key, company key, search text) when it has read the base before the plan is done (``ready``,
+``request_keys``, ``keys``): the import meanwhile compares the file with the matched leads, and writes the keys
+it gets back.
+
 The helper only reads. An in-memory database, a small batch or any failure of the helper (it is killed, it
-cannot connect, it answers nothing) means the import compares in process after writing, as it always could.
+cannot connect, it answers nothing) means the import derives the keys and compares in process, as it always
+could.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import select
 import subprocess
 import sys
 import threading
@@ -36,6 +43,8 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 MIN_ROWS = 5_000  # below this many rows the helper's start-up costs more than comparing in process
 _WAIT_SECONDS = 1800.0
+_READY = b"R"  # the helper's first byte: it has read the base and takes requests
+READY_WAIT = 0.0  # seconds a planned import waits for the helper to be ready (else it derives the keys itself)
 
 
 def _shareable(engine: Engine) -> bool:
@@ -60,6 +69,7 @@ class PairSearch:
     def __init__(self, process: subprocess.Popen[bytes]) -> None:
         self._process = process
         self._sender: threading.Thread | None = None
+        self._ready = False
 
     @classmethod
     def start(cls, engine: Engine, *, min_score: float, rows: int) -> PairSearch | None:
@@ -80,6 +90,43 @@ class PairSearch:
             log.warning("comparing the import in process: the helper did not start (%s)", error)
             return None
         return cls(process)
+
+    def ready(self, wait: float | None = None) -> bool:
+        """Whether the helper has read the base and takes requests (waiting up to ``wait`` seconds to know,
+        ``READY_WAIT`` by default)."""
+        wait = READY_WAIT if wait is None else wait
+        if not self._ready:
+            stdout = self._process.stdout
+            try:
+                readable, _, _ = select.select([stdout], [], [], wait)
+                # The helper writes nothing after its first byte until it is asked: nothing is read ahead here.
+                self._ready = bool(readable) and stdout is not None and stdout.read(1) == _READY
+            except (OSError, ValueError):  # no select on pipes (Windows), or the pipe is gone
+                return False
+        return self._ready
+
+    def request_keys(self, identity: pd.DataFrame) -> bool:
+        """Ask the ready helper for ``lead_keys(identity, normalized=True)``; False when it cannot take it."""
+        stdin = self._process.stdin
+        if not self._ready or stdin is None:
+            return False
+        try:
+            pickle.dump({"keys": identity}, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            stdin.flush()
+        except (OSError, ValueError, pickle.PicklingError, TypeError) as error:
+            log.warning("deriving the keys in process: %s", error)
+            return False
+        return True
+
+    def keys(self) -> pd.DataFrame | None:
+        """The keys asked for with ``request_keys``, or None when the helper failed (it is stopped then)."""
+        try:
+            keys = pickle.load(self._process.stdout)  # type: ignore[arg-type]
+        except (OSError, ValueError, EOFError, pickle.UnpicklingError) as error:
+            log.warning("deriving the keys in process: no answer from the helper (%s)", error)
+            self.stop()
+            return None
+        return keys if isinstance(keys, pd.DataFrame) else None
 
     def send(self, *, new: pd.DataFrame, changed: pd.DataFrame, only: list[int]) -> bool:
         """What the batch is about to write: ``new`` valid leads and the ``changed`` compared values of matched
@@ -119,6 +166,8 @@ class PairSearch:
             log.warning("comparing the import in process: the helper exited %s: %s", self._process.returncode,
                         err.decode(errors="replace")[-500:])
             return None
+        if not self._ready and out.startswith(_READY):
+            out = out[len(_READY):]
         try:
             pairs = pickle.loads(out)
         except (pickle.UnpicklingError, EOFError, ValueError) as error:
@@ -155,6 +204,7 @@ def batch_frame(base: pd.DataFrame, new: pd.DataFrame, changed: pd.DataFrame) ->
 def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     from core.dedup.engine import find_duplicates
     from core.dedup.queue import lead_frame
+    from core.normalize import lead_keys
     from db.engine import make_engine
 
     head: dict[str, Any] = pickle.load(stdin)
@@ -168,7 +218,13 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
             base = lead_frame(session)
     finally:
         engine.dispose()
+    stdout.write(_READY)
+    stdout.flush()
     batch: dict[str, Any] = pickle.load(stdin)
+    if "keys" in batch:  # the new leads' keys first: the import waits for them to write its leads
+        pickle.dump(lead_keys(batch["keys"], normalized=True), stdout, protocol=pickle.HIGHEST_PROTOCOL)
+        stdout.flush()
+        batch = pickle.load(stdin)
     frame = batch_frame(base, batch["new"], batch["changed"])
     pairs = find_duplicates(frame, only=batch["only"], min_score=head["min_score"]) if len(frame) > 1 else \
         pd.DataFrame(columns=["left", "right", "score", "reasons"])

@@ -241,8 +241,9 @@ def _group_attributes(attributes: pd.DataFrame, groups: pd.Series, index: pd.Ind
     return [{c: v for c, v in zip(used, values, strict=True) if v is not None} for values in zip(*arrays, strict=True)]
 
 
-def new_lead_keys(plan: Plan, groups: pd.DataFrame) -> pd.DataFrame:
-    """``name_key``, ``company_key`` and ``search_text`` of the groups that become new leads.
+def new_lead_identity(plan: Plan, groups: pd.DataFrame) -> pd.DataFrame:
+    """What the keys of the groups that become new leads are derived from: name, company and WeChat id, and the
+    phone and email as ``lead_keys(…, normalized=True)`` takes them.
 
     The rows' phones and emails were normalized while planning; a group's value is one of them unless a cut
     shortened it (or an invalid lead keeps the text as typed), and only those few are normalized here."""
@@ -252,7 +253,12 @@ def new_lead_keys(plan: Plan, groups: pd.DataFrame) -> pd.DataFrame:
         values = frame[column].astype(object)
         known = values.isin(set(plan.rows[normalized].dropna())) | values.isna()
         frame[column] = values.where(known, normalize(values.where(~known, None)))
-    return lead_keys(frame, normalized=True)
+    return frame
+
+
+def new_lead_keys(plan: Plan, groups: pd.DataFrame) -> pd.DataFrame:
+    """``name_key``, ``company_key`` and ``search_text`` of the groups that become new leads."""
+    return lead_keys(new_lead_identity(plan, groups), normalized=True)
 
 
 def _match(series: pd.Series, existing: pd.DataFrame, column: str) -> pd.Series:

@@ -27,7 +27,7 @@ from core.errors import ConcurrentUpdate, FileFormatError, NotFound, ValidationE
 from core.export import to_csv_bytes
 from core.i18n import t
 from core.importer.mapping import LEAD_FIELDS, clean_mapping, suggest_mapping
-from core.importer.plan import Plan, build_plan, new_lead_keys
+from core.importer.plan import Plan, build_plan, new_lead_identity, new_lead_keys
 from core.importer.reading import RawTable, read_file
 from core.importer.validate import blocklist_terms
 from core.normalize import lead_keys
@@ -158,11 +158,14 @@ def _plan(session: Session, table: RawTable, *, channel: Channel, campaign_id: i
 
 
 def _checked(session: Session, table: RawTable, *, channel: Channel, campaign_id: int | None,
-             mapping: dict[str, str | None] | None, now: datetime, digest: str,
-             lang: str) -> tuple[Plan, dict, list[dict[str, Any]], dict[str, int]]:
-    """The plan, the mapping used, what the batch fills on matched leads, and the counts the user sees."""
+             mapping: dict[str, str | None] | None, now: datetime, digest: str, lang: str,
+             planned: Callable[[Plan], None] | None = None) -> tuple[Plan, dict, list[dict[str, Any]], dict[str, int]]:
+    """The plan, the mapping used, what the batch fills on matched leads, and the counts the user sees.
+    ``planned`` is called with the plan before the matched leads are read."""
     plan, chosen = _plan(session, table, channel=channel, campaign_id=campaign_id, mapping=mapping, now=now,
                          digest=digest, lang=lang)
+    if planned is not None:
+        planned(plan)
     fills = _fills(plan, _existing_rows(session, [int(i) for i in plan.groups["existing_id"].dropna()]))
     counts = dict(plan.counts)
     counts["owned_by_sales"] = sum(1 for f in fills if f["owned"])
@@ -337,15 +340,20 @@ def _column(frame: pd.DataFrame, name: str, convert: Callable[[Any], Any] | None
     return [None if v is None else convert(v) for v in values]
 
 
-def _new_lead_columns(session: Session, plan: Plan, *, batch_id: int, channel_id: int,
-                      now: datetime) -> tuple[dict[str, list[Any]], dict[int, int]]:
-    """The rows the batch's new leads are written as, column by column (ids taken now), and group → lead id."""
-    new = plan.groups[plan.groups["is_new"].astype(bool)]
+def _new_leads(plan: Plan) -> pd.DataFrame:
+    return plan.groups[plan.groups["is_new"].astype(bool)]
+
+
+def _new_lead_columns(session: Session, plan: Plan, *, batch_id: int, channel_id: int, now: datetime,
+                      keys: pd.DataFrame | None = None) -> tuple[dict[str, list[Any]], dict[int, int]]:
+    """The rows the batch's new leads are written as, column by column (ids taken now), and group → lead id.
+    ``keys``: their keys when the helper process derived them (indexed by group), else they are derived here."""
+    new = _new_leads(plan)
     if new.empty:
         return {}, {}
     ids = _new_ids(session, _LEAD, len(new))
     n = len(new)
-    keys = new_lead_keys(plan, new)
+    keys = new_lead_keys(plan, new) if keys is None else keys.loc[new.index]
     columns: dict[str, list[Any]] = {"id": ids}
     for name in LEAD_FIELDS:
         columns[name] = _column(new, name, int if name == "company_size" else None)
@@ -569,10 +577,20 @@ def run_import(*, session: Session, actor: Actor, data: bytes, filename: str, ch
     # A large batch is compared with the base by a helper process, which reads the base while the file is planned.
     search = None if dry_run else PairSearch.start(session.get_bind().engine, min_score=thresholds(session)[1],
                                                    rows=len(table.frame))
+    keys_asked = False
+
+    def derive_keys_aside(plan: Plan) -> None:
+        # The helper, done reading the base, derives the new leads' keys while the matched leads are compared.
+        nonlocal keys_asked
+        new = _new_leads(plan)
+        if search is not None and len(new) and search.ready():
+            keys_asked = search.request_keys(new_lead_identity(plan, new))
+
     try:
         _step(progress, 0.15, "check")
         plan, chosen, fills, counts = _checked(session, table, channel=channel, campaign_id=campaign_id,
-                                               mapping=mapping, now=now, digest=digest, lang=actor.language)
+                                               mapping=mapping, now=now, digest=digest, lang=actor.language,
+                                               planned=derive_keys_aside)
         report = problem_report(plan.problems, actor.language)
         summary = ImportSummary(batch_id=None, kind=plan.kind, dry_run=dry_run, problem_report=report,
                                 **{k: v for k, v in counts.items() if k in ImportSummary.__dataclass_fields__})
@@ -589,8 +607,12 @@ def run_import(*, session: Session, actor: Actor, data: bytes, filename: str, ch
             session.flush()
             assert batch.id is not None
             _step(progress, 0.35, "leads")
-            columns, created = _new_lead_columns(session, plan, batch_id=batch.id, channel_id=channel_id, now=now)
             updates = _lead_updates(fills)
+            keys = search.keys() if search is not None and keys_asked else None
+            if keys_asked and keys is None:
+                search = None  # it failed and was stopped: the import compares in process
+            columns, created = _new_lead_columns(session, plan, batch_id=batch.id, channel_id=channel_id, now=now,
+                                                 keys=keys)
             # Dedup compares the new leads, and the matched ones whose compared values the batch filled, with the base.
             compare = set(created.values()) | {f["lead_id"] for f in fills if _DEDUP_FIELDS.intersection(f["changes"])}
             if search is not None:

@@ -62,8 +62,10 @@ def _outcome(session, data: bytes, channel_id: int) -> tuple[dict, set, set]:
     merged = set(session.execute(select(Lead.search_text, survivor.search_text)
                                  .join(survivor, survivor.id == Lead.merged_into_id)
                                  .where(Lead.status == LeadStatus.MERGED)).all())
+    keys = sorted(session.execute(select(Lead.name, Lead.phone, Lead.email, Lead.name_key, Lead.company_key,
+                                         Lead.search_text)).all(), key=str)
     session.rollback()
-    return {"inserted": summary.inserted, "updated": summary.updated}, queued, merged
+    return {"inserted": summary.inserted, "updated": summary.updated, "keys": keys}, queued, merged
 
 
 def test_the_helper_finds_exactly_what_comparing_in_process_finds(session, world, monkeypatch):
@@ -76,9 +78,20 @@ def test_the_helper_finds_exactly_what_comparing_in_process_finds(session, world
         started.append(helper)
         return helper
 
+    asked = []
+    original_request = search.PairSearch.request_keys
+
+    def counted_request(self, identity):  # noqa: ANN001, ANN202
+        asked.append(len(identity))
+        return original_request(self, identity)
+
     monkeypatch.setattr(search.PairSearch, "start", classmethod(counted))
+    monkeypatch.setattr(search.PairSearch, "request_keys", counted_request)
+    # The import waits for the helper to be ready, so that it derives the new leads' keys too.
+    monkeypatch.setattr(search, "READY_WAIT", 60.0)
     with_helper = _outcome(session, data, channel_id)
     assert started and started[0] is not None  # the helper really ran
+    assert asked and asked[0] > 1000  # … and derived the keys of the new leads
     monkeypatch.setattr(search, "MIN_ROWS", 10**9)
     in_process = _outcome(session, data, channel_id)
     assert with_helper == in_process
@@ -129,3 +142,22 @@ def test_the_helper_opens_the_same_file_and_never_creates_one(tmp_path, monkeypa
     with pytest.raises(SystemExit):
         search._serve(request, io.BytesIO())
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_a_helper_that_fails_while_deriving_keys_leaves_them_to_the_import(session, world, monkeypatch):
+    data, channel_id = world
+    expected = _outcome(session, data, channel_id)
+
+    def dies_when_asked(cls, engine, *, min_score, rows):  # noqa: ANN001, ANN202 - ready, then gone
+        import subprocess
+        import sys
+
+        script = ("import sys; sys.stdout.buffer.write(b'R'); sys.stdout.flush(); sys.stdin.buffer.read(1); "
+                  "sys.exit(3)")
+        process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        return cls(process)
+
+    monkeypatch.setattr(search.PairSearch, "start", classmethod(dies_when_asked))
+    monkeypatch.setattr(search, "READY_WAIT", 60.0)
+    assert _outcome(session, data, channel_id) == expected
