@@ -242,11 +242,16 @@ class _Row:
 
 
 def _filled(values: np.ndarray) -> np.ndarray:
-    """Which cells hold a value (not None/NaN, not blank text)."""
-    text = pd.Series(values, dtype=object)
-    missing = text.isna().to_numpy()
-    blank = np.fromiter((type(v) is str and not v.strip() for v in values), dtype=bool, count=len(values))
-    return ~missing & ~blank
+    """Which cells hold a value (not None/NaN, not blank text); each distinct value looked at once."""
+    try:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    except TypeError:  # unhashable values
+        codes, uniques = np.arange(len(values)), values
+        codes[pd.isna(pd.Series(values, dtype=object)).to_numpy()] = -1
+    blank = np.fromiter((type(v) is str and not v.strip() for v in uniques), dtype=bool, count=len(uniques))
+    filled = codes >= 0
+    filled[filled] = ~blank[codes[filled]]
+    return filled
 
 
 def _new_ids(session: Session, table: Any, count: int) -> list[int]:
@@ -394,9 +399,10 @@ def _lead_updates(fills: list[dict[str, Any]]) -> _LeadUpdates:
     """Fill empty fields of matched leads (never overwrite, never with an empty value), with the ``before``
     snapshot that undo restores."""
     # Every matched lead keeps what the chain may change, so undo can put scores and stage back.
+    kept = {name: _jsonable_values([f["old"][name] for f in fills]) for name in (*_CHAIN_COLUMNS, "owner_id")}
     updates = _LeadUpdates(snapshots={
-        f["group"]: {"_chain": {name: _jsonable(f["old"][name]) for name in _CHAIN_COLUMNS},
-                     "_owner_id": _jsonable(f["old"]["owner_id"])} for f in fills})
+        f["group"]: {"_chain": {name: kept[name][position] for name in _CHAIN_COLUMNS},
+                     "_owner_id": kept["owner_id"][position]} for position, f in enumerate(fills)})
     changed = [f for f in fills if f["changes"] or f["added_attributes"]]
     if not changed:
         return updates
@@ -492,6 +498,23 @@ def _int(value: Any) -> int | None:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
     return int(value)
+
+
+def _jsonable_values(values: list[Any]) -> list[Any]:
+    """``_jsonable`` of each value, computed once per distinct value (a batch's matched leads share a handful of
+    stages, scores, times and owners)."""
+    if len(set(map(type, values)) - {type(None)}) > 1:  # 1, 1.0 and True are one key to a hash table
+        return [_jsonable(v) for v in values]
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    try:
+        codes, uniques = pd.factorize(array, use_na_sentinel=True)
+    except TypeError:  # unhashable values: one by one
+        return [_jsonable(v) for v in values]
+    table = np.empty(len(uniques) + 1, dtype=object)
+    table[:-1] = [_jsonable(u) for u in uniques]
+    table[-1] = None
+    return table[codes].tolist()
 
 
 def _jsonable(value: Any) -> Any:
