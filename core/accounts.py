@@ -86,15 +86,23 @@ def _map_unique(series: pd.Series, func: Any, missing: Any) -> pd.Series:
 def corporate_domain(emails: pd.Series) -> pd.Series:
     """The email's domain where it can identify an employer, else ``None`` (vectorized over unique values)."""
 
+    def checked(domain: str) -> str | None:
+        domain = domain.strip(" .>")
+        return None if "." not in domain or is_free_mail(domain) else domain
+
     def one(value: Any) -> str | None:
         if not isinstance(value, str) or "@" not in value:
             return None
-        domain = unicodedata.normalize("NFKC", value).strip().lower().rsplit("@", 1)[1].strip(" .>")
-        if "." not in domain or is_free_mail(domain):
-            return None
-        return domain
+        if value.startswith("@") and value.isascii():  # the domain part of a plain address (below)
+            return checked(value[1:].rstrip().lower())
+        return checked(unicodedata.normalize("NFKC", value).strip().lower().rsplit("@", 1)[1])
 
-    return _map_unique(emails, one, None)
+    # A batch's addresses are all different but share a few hundred domains: a plain (ASCII) address, which NFKC
+    # leaves as it is, is reduced to "@" + its domain part first, so each domain is looked at once.
+    values = emails.to_numpy(dtype=object, na_value=None)
+    parts = np.empty(len(values), dtype=object)
+    parts[:] = [("@" + v.rpartition("@")[2]) if type(v) is str and "@" in v and v.isascii() else v for v in values]
+    return _map_unique(pd.Series(parts, index=emails.index, dtype=object), one, None)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -344,8 +352,13 @@ def _account_keys(leads: pd.DataFrame, accounts: pd.DataFrame) -> pd.Series:
     domain the company key decides; with neither, there is no account. A domain nobody names becomes a key of
     its own (domains contain a dot, company keys never do, so the two cannot collide).
     """
-    company = leads["company_key"].map(lambda k: k if isinstance(k, str) and k else None)
-    domain = leads["domain"]
+    # Plain object arrays: looping over pandas' Arrow-backed text columns costs a conversion per value.
+    company_keys = leads["company_key"].to_numpy(dtype=object, na_value=None)
+    company_values = np.empty(len(company_keys), dtype=object)
+    company_values[:] = [k if isinstance(k, str) and k else None for k in company_keys]
+    domain_values = leads["domain"].to_numpy(dtype=object, na_value=None)
+    company = pd.Series(company_values, index=leads.index, dtype=object)
+    domain = pd.Series(domain_values, index=leads.index, dtype=object)
     named_accounts: dict[str, str] = {}
     domain_accounts: dict[str, str] = {}
     for name_key, account_domain in sorted(zip(accounts["name_key"], accounts["domain"], strict=True),
@@ -355,9 +368,10 @@ def _account_keys(leads: pd.DataFrame, accounts: pd.DataFrame) -> pd.Series:
             target.setdefault(account_domain, str(name_key))
     named_by_leads = _group_mode(domain, company)
     owners: dict[str, str] = {}
-    for dom in {d for d in domain if isinstance(d, str)}:
+    for dom in {d for d in domain_values if isinstance(d, str)}:
         owners[dom] = named_accounts.get(dom) or named_by_leads.get(dom) or domain_accounts.get(dom) or dom
-    keys = [owners[d] if isinstance(d, str) else c for d, c in zip(domain, company, strict=True)]
+    keys = np.empty(len(domain_values), dtype=object)
+    keys[:] = [owners[d] if isinstance(d, str) else c for d, c in zip(domain_values, company_values, strict=True)]
     return pd.Series(keys, index=leads.index, dtype=object)
 
 

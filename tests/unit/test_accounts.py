@@ -48,6 +48,13 @@ def test_free_mail_never_names_an_employer():
                                               None, None]
 
 
+def test_the_domain_is_read_the_same_way_from_plain_and_unusual_addresses():
+    emails = pd.Series([" a@Corp.CN  ", "b@ corp.cn>", "c@corp.cn.", "@corp.cn", "d@b@corp.cn", "王@云杉.cn",
+                        "Ｅ@ＣＯＲＰ.ＣＮ", "e@nodot", "f@corp.cn\x1c", 3], dtype=object)
+    assert list(corporate_domain(emails)) == ["corp.cn", "corp.cn", "corp.cn", "corp.cn", "corp.cn", "云杉.cn",
+                                              "corp.cn", None, "corp.cn", None]
+
+
 @pytest.mark.parametrize(
     ("title", "seniority", "department"),
     [
