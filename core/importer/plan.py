@@ -24,7 +24,7 @@ from core.dedup.fields import lengths_of
 from core.i18n import t
 from core.importer import validate
 from core.importer.mapping import IGNORE, LEAD_FIELDS, is_activity_mapping
-from core.importer.reading import RawTable
+from core.importer.reading import RawTable, filled_cells
 from core.normalize import email_normalize, email_valid, halfwidth, lead_keys, phone_e164
 from db.models import Campaign, Lead, LeadStatus, TouchpointKind, TrackingLink, User
 
@@ -93,9 +93,9 @@ def _none_series(n: int, index: pd.Index) -> pd.Series:
 
 
 def _blank_to_none(series: pd.Series) -> pd.Series:
-    values = series.astype(object)
-    text = values.where(values.notna(), "").astype(str).str.strip()
-    return values.where(text != "", None)
+    """The column as plain Python values, None where a cell is empty or blank."""
+    values = series.to_numpy(dtype=object, na_value=None)
+    return pd.Series(np.where(filled_cells(values), values, None), index=series.index, dtype=object)
 
 
 def _company_size(series: pd.Series) -> pd.Series:

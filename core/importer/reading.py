@@ -14,6 +14,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
+import numpy as np
 import pandas as pd
 
 from core.errors import FileFormatError
@@ -159,16 +160,36 @@ def _clean_columns(names: list[object]) -> list[str]:
     return out
 
 
+def filled_cells(values: np.ndarray) -> np.ndarray:
+    """Which cells hold a value (not None/NaN, not blank text); each distinct value looked at once."""
+    try:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    except TypeError:  # unhashable values
+        codes, uniques = np.arange(len(values)), values
+        codes[pd.isna(pd.Series(values, dtype=object)).to_numpy()] = -1
+    blank = np.fromiter((type(v) is str and not v.strip() for v in uniques), dtype=bool, count=len(uniques))
+    filled = codes >= 0
+    filled[filled] = ~blank[codes[filled]]
+    return filled
+
+
 def _finish(frame: pd.DataFrame, first_line: int) -> tuple[pd.DataFrame, list[int]]:
     frame = frame.fillna("")
     lines = pd.RangeIndex(first_line, first_line + len(frame))
-    blank = (frame.astype(str).apply(lambda c: c.str.strip()) == "").all(axis=1) if len(frame.columns) else None
-    if blank is not None and blank.any():
-        keep = ~blank.to_numpy()
+    # Blank rows: the rows blank in the first column, narrowed down column by column (most rows drop out at once).
+    rows = np.arange(len(frame))
+    for column in frame.columns:
+        if not len(rows):
+            break
+        rows = rows[~filled_cells(frame[column].to_numpy(dtype=object)[rows])]
+    if len(frame.columns) and len(rows):
+        keep = np.ones(len(frame), dtype=bool)
+        keep[rows] = False
         frame = frame[keep]
         lines = lines[keep]
     # Columns with neither a header nor any value are the trailing commas of some exports.
-    empty = [c for c in frame.columns if c.startswith("column_") and (frame[c].astype(str).str.strip() == "").all()]
+    empty = [c for c in frame.columns
+             if c.startswith("column_") and not filled_cells(frame[c].to_numpy(dtype=object)).any()]
     frame = frame.drop(columns=empty).reset_index(drop=True)
     return frame, [int(n) for n in lines]
 
@@ -187,7 +208,9 @@ def _read_text(data: bytes) -> RawTable:
     # Title lines may hold quotes or odd widths: skip them as physical lines before the CSV parser starts.
     body = "\n".join(text.splitlines()[header_index:]) if header_index else text
     try:
-        frame = pd.read_csv(io.StringIO(body), sep=delimiter, dtype=str, keep_default_na=False, na_filter=False,
+        # Cells stay plain Python text (object columns): the importer works on them value by value, and pandas'
+        # Arrow-backed text would be converted back and forth for every column it reads.
+        frame = pd.read_csv(io.StringIO(body), sep=delimiter, dtype=object, keep_default_na=False, na_filter=False,
                             skip_blank_lines=False, engine="c")
     except (pd.errors.ParserError, ValueError, csv.Error) as error:
         match = re.search(r"line (\d+)", str(error))

@@ -28,7 +28,7 @@ from core.export import to_csv_bytes
 from core.i18n import t
 from core.importer.mapping import LEAD_FIELDS, clean_mapping, suggest_mapping
 from core.importer.plan import Plan, build_plan, new_lead_identity, new_lead_keys
-from core.importer.reading import RawTable, read_file
+from core.importer.reading import RawTable, filled_cells, read_file
 from core.importer.validate import blocklist_terms
 from core.normalize import lead_keys
 from core.settings import get_setting
@@ -202,7 +202,7 @@ def _fills(plan: Plan, existing: pd.DataFrame) -> list[dict[str, Any]]:
     fill: dict[str, np.ndarray] = {}
     for name in LEAD_FIELDS:
         new_values, old_values = matched[name].to_numpy(dtype=object), old[name].to_numpy(dtype=object)
-        fill[name] = _filled(new_values) & ~_filled(old_values)
+        fill[name] = filled_cells(new_values) & ~filled_cells(old_values)
     old_records = _Rows(old)
     new_attrs = matched["attributes"].tolist()
     owners = old["owner_id"].to_numpy(dtype=object)
@@ -239,19 +239,6 @@ class _Row:
     def __getitem__(self, name: str) -> Any:
         value = self._arrays[name][self._position]
         return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
-
-
-def _filled(values: np.ndarray) -> np.ndarray:
-    """Which cells hold a value (not None/NaN, not blank text); each distinct value looked at once."""
-    try:
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    except TypeError:  # unhashable values
-        codes, uniques = np.arange(len(values)), values
-        codes[pd.isna(pd.Series(values, dtype=object)).to_numpy()] = -1
-    blank = np.fromiter((type(v) is str and not v.strip() for v in uniques), dtype=bool, count=len(uniques))
-    filled = codes >= 0
-    filled[filled] = ~blank[codes[filled]]
-    return filled
 
 
 def _new_ids(session: Session, table: Any, count: int) -> list[int]:
