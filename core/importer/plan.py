@@ -462,7 +462,8 @@ def build_plan(*, session: Session, table: RawTable, mapping: dict[str, str | No
     # A group that matched the base stores only usable contact values into the lead's empty fields.
     groups.loc[~groups["is_new"], "phone"] = groups.loc[~groups["is_new"], "phone_key"]
     groups.loc[~groups["is_new"], "email"] = groups.loc[~groups["is_new"], "email_key"]
-    groups["status"] = np.where(groups["valid"].astype(bool), LeadStatus.VALID, LeadStatus.INVALID)
+    groups["status"] = pd.Series(np.where(groups["valid"].astype(bool), LeadStatus.VALID, LeadStatus.INVALID),
+                                 index=groups.index, dtype=object)
     groups["invalid_reason"] = [
         None if ok else "; ".join(t(f"import.reason.{r}", lang) for r in (reasons or ["no_contact"]))[:256]
         for ok, reasons in zip(groups["valid"].astype(bool), groups["reasons"], strict=True)
@@ -476,7 +477,7 @@ def build_plan(*, session: Session, table: RawTable, mapping: dict[str, str | No
                                 np.where(~is_new, "updated", np.where(group_valid, "inserted", "invalid"))))
     if activity_file:
         outcome = np.where((outcome == "duplicate"), "touchpoint", outcome)
-    rows["outcome"] = outcome
+    rows["outcome"] = pd.Series(outcome, index=rows.index, dtype=object)
 
     # Touchpoints: one per row that belongs to a person.
     touch_rows = rows[~rows["skipped"]]

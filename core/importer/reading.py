@@ -174,7 +174,8 @@ def filled_cells(values: np.ndarray) -> np.ndarray:
 
 
 def _finish(frame: pd.DataFrame, first_line: int) -> tuple[pd.DataFrame, list[int]]:
-    frame = frame.fillna("")
+    """Drop blank rows and unnamed empty columns. Every cell is text already: the CSV parser runs without NA
+    detection and workbook cells are converted by ``_cell_text``."""
     lines = pd.RangeIndex(first_line, first_line + len(frame))
     # Blank rows: the rows blank in the first column, narrowed down column by column (most rows drop out at once).
     rows = np.arange(len(frame))

@@ -454,7 +454,7 @@ def _compared_rows(columns: dict[str, list[Any]], fills: list[dict[str, Any]], u
     if columns:
         valid = np.asarray([status == LeadStatus.VALID for status in columns["status"]], dtype=bool)
         new = pd.DataFrame({c: np.asarray(columns[c], dtype=object)[valid] for c in _COMPARED},
-                           index=pd.Index(np.asarray(columns["id"], dtype=np.int64)[valid], name="id"))
+                           index=pd.Index(np.asarray(columns["id"], dtype=np.int64)[valid], name="id"), dtype=object)
     else:
         new = pd.DataFrame({c: [] for c in _COMPARED}, index=pd.Index([], dtype=np.int64, name="id"))
     records, ids = [], []
