@@ -358,8 +358,7 @@ def build_plan(*, session: Session, table: RawTable, mapping: dict[str, str | No
     bad_phone = raw_phone.notna() & phone.isna()
     fake_phone = validate.fake_phone(phone)
     bad_email = email.notna() & ~email_ok
-    fake_email = validate.fake_email(email.where(email_ok, None))
-    disposable = validate.disposable_email(email.where(email_ok, None))
+    fake_email, disposable = validate.email_flags(email.where(email_ok, None))
     blocked = validate.blocked(blocklist, emails=email, phones=phone, companies=rows["company"])
     usable_phone = phone.notna() & ~fake_phone & ~blocked
     usable_email = email_ok & ~fake_email & ~disposable & ~blocked
@@ -464,10 +463,18 @@ def build_plan(*, session: Session, table: RawTable, mapping: dict[str, str | No
     groups.loc[~groups["is_new"], "email"] = groups.loc[~groups["is_new"], "email_key"]
     groups["status"] = pd.Series(np.where(groups["valid"].astype(bool), LeadStatus.VALID, LeadStatus.INVALID),
                                  index=groups.index, dtype=object)
-    groups["invalid_reason"] = [
-        None if ok else "; ".join(t(f"import.reason.{r}", lang) for r in (reasons or ["no_contact"]))[:256]
-        for ok, reasons in zip(groups["valid"].astype(bool), groups["reasons"], strict=True)
-    ]
+    explained: dict[tuple[str, ...], str] = {}  # a few combinations of reasons, each put into words once
+
+    def explain(reasons: list[str] | None) -> str:
+        key = tuple(reasons or ["no_contact"])
+        if key not in explained:
+            explained[key] = "; ".join(t(f"import.reason.{r}", lang) for r in key)[:256]
+        return explained[key]
+
+    groups["invalid_reason"] = pd.Series(
+        [None if ok else explain(reasons) for ok, reasons in zip(groups["valid"].astype(bool).to_numpy(),
+                                                                   groups["reasons"].to_numpy(), strict=True)],
+        index=groups.index, dtype=object)
 
     # Row outcomes.
     is_new = rows["group"].map(groups["is_new"]).fillna(False).astype(bool)

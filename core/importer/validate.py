@@ -69,20 +69,17 @@ def email_parts(emails: pd.Series) -> tuple[pd.Series, pd.Series]:
 _FAKE_LOCAL = re.compile(r"test[._\-+]?\w{0,6}")
 
 
-def _is_fake(text: str) -> bool:
-    local, domain = _parts(text)
-    base = local or ""
-    return base in FAKE_EMAIL_LOCALS or _FAKE_LOCAL.fullmatch(base) is not None or domain in FAKE_EMAIL_DOMAINS
+def _fake_local(local: str) -> bool:
+    return local in FAKE_EMAIL_LOCALS or _FAKE_LOCAL.fullmatch(local) is not None
 
 
-def fake_email(emails: pd.Series) -> pd.Series:
-    hits = _per_email(emails, _is_fake)
-    return pd.Series(hits == True, index=emails.index, dtype=bool)  # noqa: E712 - None (no email) is no hit
-
-
-def disposable_email(emails: pd.Series) -> pd.Series:
-    hits = _per_email(emails, lambda text: _parts(text)[1] in _DISPOSABLE)
-    return pd.Series(hits == True, index=emails.index, dtype=bool)  # noqa: E712 - None (no email) is no hit
+def email_flags(emails: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(fake, disposable) per address: a test-like local part or a fake domain; a throwaway-mail domain. Each
+    distinct address is split once, each distinct local part looked at once, the domains matched as a set."""
+    local, domain = email_parts(emails)
+    fake = pd.Series(_per_email(local, _fake_local) == True, index=emails.index, dtype=bool)  # noqa: E712
+    fake |= domain.isin(FAKE_EMAIL_DOMAINS).to_numpy()
+    return fake, pd.Series(domain.isin(_DISPOSABLE).to_numpy(), index=emails.index, dtype=bool)
 
 
 def blocklist_terms(entries: Iterable[object]) -> frozenset[str]:
