@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from sqlalchemy import event, text
@@ -19,6 +21,7 @@ from sqlmodel import Session, create_engine
 
 from db.busy import SQLITE_BUSY_TIMEOUT_MS
 
+log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'data' / 'leadloop.db'}"
 
@@ -74,33 +77,59 @@ _BULK_CACHE_KIB = 262_144
 
 
 def use_bulk_cache(session: Session) -> None:
-    """Give this session's SQLite connection a 256 MB page cache (its temporary schema too) for a bulk job.
+    """Give this session's SQLite connection a 256 MB page cache (its temporary schema too) for a bulk job, and
+    let its commit return without copying the write-ahead log back into the database.
 
     With the default 2 MB cache, an import or a full rescore reads the same index pages from disk again and
-    again. The pool puts the default back when the connection is returned, so the memory is not kept by a
+    again. Such a job leaves a log of a few hundred MB, and copying it back at commit (SQLite's automatic
+    checkpoint) would add most of a second to it: a background thread does that once the connection is
+    returned (:func:`_checkpoint_later`). The pool puts the defaults back then, so the memory is not kept by a
     connection that next serves a page."""
     connection = session.connection()
     if connection.dialect.name != "sqlite":
         return
     connection.exec_driver_sql(f"PRAGMA cache_size=-{_BULK_CACHE_KIB}")
     connection.exec_driver_sql(f"PRAGMA temp.cache_size=-{_BULK_CACHE_KIB}")
+    connection.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
     connection.connection.info[BULK_CACHE] = True
 
 
+def _checkpoint(path: str) -> None:
+    try:
+        # mode=rw: a file removed in the meantime is not created again, empty.
+        with closing(sqlite3.connect(f"{Path(path).as_uri()}?mode=rw", uri=True,
+                                     timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)) as connection:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.Error as error:  # the next commit's automatic checkpoint does it instead
+        log.warning("background checkpoint of %s failed: %s", path, error)
+
+
+def _checkpoint_later(dbapi_connection) -> None:  # noqa: ANN001 - DB-API connection
+    """Copy the write-ahead log back into the database file in a thread of its own (a passive checkpoint: it
+    waits for no reader or writer), so neither the bulk job nor the next person to save anything waits for it."""
+    rows = dbapi_connection.execute("PRAGMA database_list").fetchall()
+    path = next((row[2] for row in rows if row[1] == "main"), "")
+    if path:  # an in-memory database has no file and no log
+        threading.Thread(target=_checkpoint, args=(path,), name="sqlite-checkpoint", daemon=True).start()
+
+
 def _restore_connection(dbapi_connection, record) -> None:  # noqa: ANN001 - DB-API objects
-    """Undo what a bulk job changed on a pooled SQLite connection (foreign keys, page cache)."""
+    """Undo what a bulk job changed on a pooled SQLite connection (foreign keys, page cache, checkpoints)."""
     if dbapi_connection is None:
         return
     statements = []
     if record.info.pop(FOREIGN_KEYS_OFF, False):
         statements.append("PRAGMA foreign_keys=ON")
-    if record.info.pop(BULK_CACHE, False):
-        statements += ["PRAGMA cache_size=-2000", "PRAGMA temp.cache_size=-2000"]
+    bulk = record.info.pop(BULK_CACHE, False)
+    if bulk:
+        statements += ["PRAGMA cache_size=-2000", "PRAGMA temp.cache_size=-2000", "PRAGMA wal_autocheckpoint=1000"]
     if statements:
         cursor = dbapi_connection.cursor()
         for statement in statements:
             cursor.execute(statement)
         cursor.close()
+    if bulk:
+        _checkpoint_later(dbapi_connection)
 
 
 def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:

@@ -81,3 +81,28 @@ def test_rows_stored_already_are_skipped_and_not_counted(session: Session) -> No
     assert insert_many(session, touch, touches(["a"]), skip_existing="natural_key") == 0
     stored = session.scalars(select(Touchpoint.natural_key).order_by(Touchpoint.natural_key)).all()
     assert stored == ["a", "b", "c", "d"]
+
+
+def test_a_bulk_commit_leaves_the_checkpoint_to_a_background_thread(sqlite_engine) -> None:
+    import time
+    from pathlib import Path
+
+    from db.engine import use_bulk_cache
+
+    path = Path(sqlite_engine.url.database)
+    with Session(sqlite_engine) as session:
+        use_bulk_cache(session)
+        session.connection().exec_driver_sql(
+            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 100000) "
+            "INSERT INTO importbatch (content_hash, filename, mapping, counts, created_at, status, kind, row_count, "
+            "is_demo) SELECT hex(randomblob(32)), 'f.csv', '{}', '{}', '2026-01-01', 'committed', 'leads', 0, 0 FROM n")
+        before = path.stat().st_size
+        session.commit()
+        assert path.stat().st_size == before  # the commit wrote the log only: no copy back while it waited
+    deadline = time.monotonic() + 30
+    while path.stat().st_size == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.stat().st_size > before + 5_000_000  # … the background checkpoint copied it
+    with sqlite_engine.connect() as connection:  # and the pooled connection is back to the usual settings
+        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+        assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == -2000
