@@ -6,7 +6,8 @@ not colleagues). A lead without a company name joins the account its domain belo
 becomes an account of its own (named after the domain) until someone from it gives a company name.
 
 Everything here is set-based: ``rebuild_accounts`` re-derives every account from one query over the leads;
-``assign_accounts`` places new leads the same way without touching the others; ``refresh_accounts`` recomputes
+``assign_accounts`` places new leads the same way without touching the others (``place_leads`` does it for an
+import's leads before they are written, so each new row is written once); ``refresh_accounts`` recomputes
 the account figures (engagement, stage, fit, MQA) from one query over their contacts and one over recent
 touchpoints, and writes them back in bulk.
 
