@@ -56,7 +56,7 @@ def insert_many(session: Session | Connection, table: Table, columns: dict[str, 
     for name in names:
         values = columns[name]
         processor = None if name in ready else table.c[name].type._cached_bind_processor(dialect)
-        prepared.append(list(values) if processor is None else _processed(values, processor))
+        prepared.append(list(values) if processor is None else per_value(values, processor))
     quote = dialect.identifier_preparer.quote
     if dialect.name == "postgresql":
         # PostgreSQL loads rows fastest through COPY.
@@ -122,9 +122,14 @@ def _sqlite_literal(values: list[Any]) -> str | None:
     return str(int(first)) if -(2**63) <= first < 2**63 else None
 
 
-def _processed(values: Sequence[Any], processor: Any) -> list[Any]:
-    """``processor`` applied to each distinct value (None stays None); per value for dicts and lists."""
+def per_value(values: Sequence[Any], processor: Any) -> list[Any]:
+    """``processor`` applied once to each distinct value, spread back over the positions (missing values — None,
+    NaN, NaT — become None); value by value for dicts and lists, and where values of different kinds are equal to
+    a hash table (1, 1.0 and True)."""
     array = np.fromiter(values, dtype=object, count=len(values))
+    if len(set(map(type, array)) - {type(None)}) > 1:
+        return [None if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT else processor(v)
+                for v in array]
     try:
         codes, uniques = pd.factorize(array, use_na_sentinel=True)
     except TypeError:  # unhashable: JSON documents

@@ -95,12 +95,12 @@ class PairSearch:
         """Whether the helper has read the base and takes requests (waiting up to ``wait`` seconds to know,
         ``READY_WAIT`` by default)."""
         wait = READY_WAIT if wait is None else wait
-        if not self._ready:
-            stdout = self._process.stdout
+        stdout = self._process.stdout
+        if not self._ready and stdout is not None:
             try:
                 readable, _, _ = select.select([stdout], [], [], wait)
                 # The helper writes nothing after its first byte until it is asked: nothing is read ahead here.
-                self._ready = bool(readable) and stdout is not None and stdout.read(1) == _READY
+                self._ready = bool(readable) and stdout.read(1) == _READY
             except (OSError, ValueError):  # no select on pipes (Windows), or the pipe is gone
                 return False
         return self._ready

@@ -32,7 +32,7 @@ from core.importer.reading import RawTable, filled_cells, read_file
 from core.importer.validate import blocklist_terms
 from core.normalize import lead_keys
 from core.settings import get_setting
-from db.bulk import among, insert_many, json_objects, update_from
+from db.bulk import among, insert_many, json_objects, per_value, update_from
 from db.engine import use_bulk_cache
 from db.models import (
     Account,
@@ -386,7 +386,7 @@ def _lead_updates(fills: list[dict[str, Any]]) -> _LeadUpdates:
     """Fill empty fields of matched leads (never overwrite, never with an empty value), with the ``before``
     snapshot that undo restores."""
     # Every matched lead keeps what the chain may change, so undo can put scores and stage back.
-    kept = {name: _jsonable_values([f["old"][name] for f in fills]) for name in (*_CHAIN_COLUMNS, "owner_id")}
+    kept = {name: per_value([f["old"][name] for f in fills], _jsonable) for name in (*_CHAIN_COLUMNS, "owner_id")}
     updates = _LeadUpdates(snapshots={
         f["group"]: {"_chain": {name: kept[name][position] for name in _CHAIN_COLUMNS},
                      "_owner_id": kept["owner_id"][position]} for position, f in enumerate(fills)})
@@ -485,23 +485,6 @@ def _int(value: Any) -> int | None:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
     return int(value)
-
-
-def _jsonable_values(values: list[Any]) -> list[Any]:
-    """``_jsonable`` of each value, computed once per distinct value (a batch's matched leads share a handful of
-    stages, scores, times and owners)."""
-    if len(set(map(type, values)) - {type(None)}) > 1:  # 1, 1.0 and True are one key to a hash table
-        return [_jsonable(v) for v in values]
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    try:
-        codes, uniques = pd.factorize(array, use_na_sentinel=True)
-    except TypeError:  # unhashable values: one by one
-        return [_jsonable(v) for v in values]
-    table = np.empty(len(uniques) + 1, dtype=object)
-    table[:-1] = [_jsonable(u) for u in uniques]
-    table[-1] = None
-    return table[codes].tolist()
 
 
 def _jsonable(value: Any) -> Any:

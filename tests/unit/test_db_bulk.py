@@ -106,3 +106,10 @@ def test_a_bulk_commit_leaves_the_checkpoint_to_a_background_thread(sqlite_engin
     with sqlite_engine.connect() as connection:  # and the pooled connection is back to the usual settings
         assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
         assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == -2000
+
+
+def test_values_of_different_kinds_are_processed_each_as_itself() -> None:
+    from db.bulk import per_value
+
+    assert per_value([1, 1.0, True, None, float("nan")], repr) == ["1", "1.0", "True", None, None]
+    assert per_value(["a", "a", None, "b"], str.upper) == ["A", "A", None, "B"]
